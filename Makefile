@@ -1,0 +1,55 @@
+# Two commands do all the set-up on a fresh clone:
+#   make demo   the example gallery, end to end (SQLite, moto S3, Celery on a
+#               file-system broker): http://127.0.0.1:8000/
+#   make test   lint, types and the whole test suite on every supported
+#               Python/Django pair (tox), with real Redis, PostgreSQL,
+#               Celery workers, moto's S3 server and headless Chromium.
+# Everything is installed into .venv (and .tox) by these targets.
+
+# The interpreters tox needs (Django 5.2 on 3.10 and 3.11, Django 6 on 3.12
+# and 3.13).
+# With pyenv, the newest installed patch release of each is put on PATH, so
+# that every process tox starts finds them; a missing one fails the run.
+PYTHON_MINORS := 3.10 3.11 3.12 3.13
+PYENV_BINS := $(shell command -v pyenv >/dev/null 2>&1 && for v in $(PYTHON_MINORS); do \
+  p=$$(pyenv latest $$v 2>/dev/null) && printf '%s:' "$$(pyenv root)/versions/$$p/bin"; done)
+export PATH := $(PYENV_BINS)$(PATH)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test quick lint bench chromium pythons clean
+
+$(STAMP): pyproject.toml
+	@command -v python3.12 >/dev/null || { echo "python3.12 is needed (e.g. pyenv install 3.12)"; exit 1; }
+	test -x $(PY) || python3.12 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all]' --group test --group lint tox
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/gallery/demo.py
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
+
+pythons:
+	@for v in $(PYTHON_MINORS); do command -v python$$v >/dev/null || \
+	  { echo "python$$v is needed for the test matrix (e.g. pyenv install $$v)"; exit 1; }; done
+
+test: pythons $(STAMP) chromium
+	$(VENV)/bin/tox run
+
+quick: $(STAMP)
+	$(VENV)/bin/pytest -q -x
+
+lint: $(STAMP)
+	$(VENV)/bin/tox run -e lint
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,231 @@
+"""Transfers by real Celery workers: throughput and memory.
+
+Each measurement starts workers (solo pool: one process each), warms them
+up with a few tiny transfers, stops them consuming (``cancel_consumer``),
+saves the files (each save queues its message on Redis), and starts the
+clock when the workers resume consuming (``add_consumer``); it stops when
+the ledger holds every file as REMOTE. The baseline sends the same source
+files to the same S3 server with boto3 from this process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.db import transaction
+
+from benchmarks import env
+from benchmarks.celery_app import app
+from benchmarks.context import Context
+from benchmarks.report import Row, Section, mib
+from storage_hooks import ledger
+from storage_hooks.status import Status
+from storage_hooks.storage import QueuedStorage
+
+MiB = 2**20
+QUEUE = settings.QUEUE
+BOTO3_THREADS = 10  # boto3's default connection pool size
+#: Threads per worker process for many small files (I/O bound: see the docs).
+SMALL_THREADS = 8
+
+
+def make_sources(directory: Path, count: int, size: int) -> list[Path]:
+    """``count`` files of ``size`` bytes with distinct contents."""
+    directory.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(min(size, MiB))
+    paths = []
+    for i in range(count):
+        path = directory / f"{i:05d}.bin"
+        with open(path, "wb") as fh:
+            fh.write(i.to_bytes(8, "big"))
+            left = size - 8
+            while left > 0:
+                fh.write(block[: min(left, len(block))])
+                left -= len(block)
+        paths.append(path)
+    return paths
+
+
+def worker_specs(ctx: Context, count: int, tag: str, threads: int = 0) -> list[dict[str, object]]:
+    return [
+        {
+            "threads": threads,
+            "python": sys.executable,
+            "app": "benchmarks.celery_app",
+            "name": f"{tag}{i}@bench-{os.getpid()}",
+            "queues": [QUEUE],
+            "env": {**ctx.env, "DJANGO_SETTINGS_MODULE": "benchmarks.settings"},
+        }
+        for i in range(count)
+    ]
+
+
+def wait_remote(storage: QueuedStorage, prefix: str, count: int, timeout: float) -> None:
+    def done() -> bool:
+        rows = ledger.rows(storage.key).filter(name__startswith=prefix)
+        failed = rows.filter(status=Status.FAILED).values_list("name", "last_error")[:3]
+        if failed:
+            raise RuntimeError(f"transfers failed: {list(failed)}")
+        return rows.filter(status=Status.REMOTE).count() >= count
+
+    env.poll_until(done, timeout=timeout, interval=0.01, what=f"{count} transfers")
+
+
+def save_all(storage: QueuedStorage, prefix: str, sources: list[Path]) -> None:
+    """Save each source through the storage; the messages go out per batch,
+    when its transaction commits."""
+    for start in range(0, len(sources), 200):
+        with transaction.atomic():
+            for path in sources[start : start + 200]:
+                with open(path, "rb") as fh:
+                    storage.save(f"{prefix}/{path.name}", File(fh))
+
+
+def warm_up(storage: QueuedStorage, workers: list[env.Worker], tag: str) -> None:
+    for i in range(2 * len(workers)):
+        storage.save(f"warm-{tag}/{i}.bin", ContentFile(b"w" * 1024))
+    wait_remote(storage, f"warm-{tag}/", 2 * len(workers), timeout=60)
+    destination = [w.name for w in workers]
+    replies = app.control.cancel_consumer(QUEUE, destination=destination, reply=True)
+    if len(replies) != len(workers):
+        raise RuntimeError(f"not every worker stopped consuming: {replies}")
+
+
+def resume(workers: list[env.Worker]) -> float:
+    """Let the workers consume again; the time they were told to."""
+    start = time.perf_counter()
+    app.control.add_consumer(QUEUE, destination=[w.name for w in workers], reply=False)
+    return start
+
+
+def transfer_run(
+    ctx: Context, alias: str, sources: list[Path], workers: int, tag: str, threads: int = 0
+) -> tuple[float, dict[str, int]]:
+    """Seconds for ``workers`` to transfer ``sources``; also the first
+    worker's idle and peak RSS during the run."""
+    storage = storages[alias]
+    assert isinstance(storage, QueuedStorage)
+    with env.workers(*worker_specs(ctx, workers, tag, threads)) as started:
+        warm_up(storage, started, tag)
+        save_all(storage, tag, sources)
+        pid = started[0].pid
+        idle = env.read_status(pid)["VmRSS"]
+        env.reset_peak(pid)
+        start = resume(started)
+        wait_remote(storage, f"{tag}/", len(sources), timeout=900)
+        elapsed = time.perf_counter() - start
+        peak = env.read_status(pid)["VmHWM"]
+        problems = [line for w in started for line in w.errors()]
+        if problems:
+            raise RuntimeError("worker errors:\n" + "\n".join(problems[:20]))
+    return elapsed, {"idle": idle, "peak": peak}
+
+
+def boto3_big(ctx: Context, sources: list[Path], prefix: str) -> float:
+    client = env.s3_client(ctx.endpoint)
+    client.put_object(Bucket=ctx.bucket, Key=f"{prefix}/warm", Body=b"w")
+    start = time.perf_counter()
+    for path in sources:
+        with open(path, "rb") as fh:
+            client.upload_fileobj(fh, ctx.bucket, f"{prefix}/{path.name}")
+    return time.perf_counter() - start
+
+
+def boto3_small(ctx: Context, sources: list[Path], prefix: str) -> float:
+    client = env.s3_client(ctx.endpoint)
+
+    def put(path: Path) -> None:
+        with open(path, "rb") as fh:
+            client.put_object(Bucket=ctx.bucket, Key=f"{prefix}/{path.name}", Body=fh)
+
+    with ThreadPoolExecutor(BOTO3_THREADS) as pool:
+        list(pool.map(put, sources[:BOTO3_THREADS]))  # warm the connections
+        start = time.perf_counter()
+        list(pool.map(put, sources))
+    return time.perf_counter() - start
+
+
+def run(ctx: Context) -> list[Section]:
+    sections = [big_files(ctx), memory(ctx), small_files(ctx)]
+    return sections
+
+
+def big_files(ctx: Context) -> Section:
+    size, count = 24 * MiB, ctx.size(12, 4)
+    sources = make_sources(ctx.scratch / "src-big", count, size)
+    base = boto3_big(ctx, sources, "boto3-big")
+    ours, _ = transfer_run(ctx, "queued", sources, 1, "big")
+    total = size * count
+    ctx.measures["big"] = {"count": count, "size": size, "seconds": ours}
+    return Section(
+        f"Transfer throughput, {count} files of {size // MiB} MiB, one worker",
+        [
+            Row(
+                "throughput, ours / boto3 upload_fileobj",
+                f"{total / MiB / ours:.0f} MiB/s",
+                f"{total / MiB / base:.0f} MiB/s",
+                base / ours,
+                (">=", 0.9),
+                note="ours: SHA-256 verified, size checked, ledger updated; one Celery "
+                "worker, default TransferConfig",
+            )
+        ],
+    )
+
+
+def memory(ctx: Context) -> Section:
+    size = ctx.size(1024, 256) * MiB
+    sources = make_sources(ctx.scratch / "src-huge", 1, size)
+    section = Section(f"Worker memory transferring one {size // MiB} MiB file")
+    for alias, label in (
+        ("queued", "boto3's default TransferConfig"),
+        ("queued_low_memory", "TransferConfig: 4 parts of 5 MiB in memory"),
+    ):
+        _, rss = transfer_run(ctx, alias, sources, 1, f"huge-{alias}")
+        growth = rss["peak"] - rss["idle"]
+        section.rows.append(
+            Row(
+                f"peak RSS growth of the worker [{label}]",
+                mib(growth),
+                f"idle {mib(rss['idle'])}",
+                growth / MiB,
+                ("<=", 64),
+                note=f"ratio column: MiB over idle RSS (peak VmHWM {mib(rss['peak'])})",
+                unit=" MiB",
+            )
+        )
+        for path in (Path(storages[alias].local.path(f"huge-{alias}/{sources[0].name}")),):
+            path.unlink(missing_ok=True)
+    sources[0].unlink()
+    return section
+
+
+def small_files(ctx: Context) -> Section:
+    size, count = 16 * 1024, ctx.size(10_000, 1_000)
+    sources = make_sources(ctx.scratch / "src-small", count, size)
+    base = boto3_small(ctx, sources, "boto3-small")
+    ours, _ = transfer_run(ctx, "queued", sources, 2, "small", threads=SMALL_THREADS)
+    ctx.measures["small"] = {"count": count, "seconds": ours}
+    return Section(
+        f"Transfer throughput, {count:,} files of 16 KiB, 2 worker processes "
+        f"(--pool threads -c {SMALL_THREADS})",
+        [
+            Row(
+                f"throughput, ours / boto3 put_object ({BOTO3_THREADS} threads)",
+                f"{count / ours:.0f} files/s",
+                f"{count / base:.0f} files/s",
+                base / ours,
+                (">=", 0.7),
+                note="ours per file: claim, HEAD (never overwrite), PUT, HEAD (size), "
+                "ledger update; baseline: one PUT",
+            )
+        ],
+    )

@@ -1,0 +1,1 @@
+"""Models of a typical upload form, one per storage under comparison."""

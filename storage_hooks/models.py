@@ -1,0 +1,43 @@
+"""The ledger: one row per file saved through a QueuedStorage.
+
+It is the source of truth for where a file is; the cache in front of it
+(see :mod:`storage_hooks.ledger`) only spares queries.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from .localfiles import NAME_MAX_LENGTH
+from .status import Status
+
+
+class StoredFile(models.Model):
+    storage_key = models.CharField(max_length=100)
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.LOCAL)
+    size = models.BigIntegerField(null=True, blank=True)
+    checksum = models.CharField("SHA-256", max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    host = models.CharField(
+        max_length=255, blank=True, help_text="The host that saved the file locally."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    transferred_at = models.DateTimeField(null=True, blank=True)
+    remote_write_started = models.BooleanField(
+        default=False,
+        help_text="An attempt began writing the file to the remote, so a file found there "
+        "under its name may be that attempt's unfinished copy (and may be replaced).",
+    )
+
+    class Meta:
+        verbose_name = "stored file"
+        constraints = [
+            models.UniqueConstraint(fields=["storage_key", "name"], name="storage_hooks_key_name")
+        ]
+        indexes = [models.Index(fields=["status", "updated_at"], name="storage_hooks_status_upd")]
+
+    def __str__(self) -> str:
+        return f"{self.storage_key}:{self.name} ({self.status})"

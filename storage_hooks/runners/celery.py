@@ -1,0 +1,35 @@
+"""Transfers as Celery tasks (the task is ``storage_hooks.tasks.transfer``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import Runner, queue_name
+
+
+class CeleryRunner(Runner):
+    """Sends the task ``storage_hooks.transfer`` to the QUEUE setting's queue,
+    or with ``HOST_QUEUES`` to ``"<QUEUE>.<host>"``, the queue of the host
+    that saved the file.
+
+    The message body is JSON: the storage key and the file name, nothing
+    else. No ``task_routes`` entry is needed: the queue is chosen here. A
+    broker that cannot be reached makes ``enqueue`` raise (after Celery's own
+    publish retries); the storage logs it and the file waits, ``QUEUED``, for
+    ``manage.py storage_hooks retry``.
+    """
+
+    def enqueue(self, key: str, name: str, *, host: str, countdown: float = 0) -> None:
+        from ..tasks import transfer
+
+        options: dict[str, Any] = {"queue": queue_name(host), "serializer": "json"}
+        if countdown:
+            options["countdown"] = countdown
+        transfer.apply_async(args=(key, name), **options)
+
+    def check(self) -> list[str]:
+        try:
+            import celery  # noqa: F401
+        except ImportError:
+            return ["RUNNER is 'celery' but Celery is not installed: pip install celery."]
+        return []

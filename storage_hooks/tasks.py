@@ -1,0 +1,77 @@
+"""The Celery task; ``app.autodiscover_tasks()`` finds it here.
+
+Its safety settings are on the task, not left to the project's Celery
+configuration:
+
+* ``acks_late`` and ``reject_on_worker_lost``: the message is acknowledged
+  only after the attempt, so a worker that dies before it claimed the file
+  leaves the message on the broker for another worker;
+* ``ignore_result``: nothing is written to a result backend;
+* a failed attempt is retried by a new message with a growing, jittered
+  countdown (see :func:`storage_hooks.runners.retry_delay`), sent only after
+  the ledger recorded the failure;
+* a ledger database that cannot be reached (a restart, a lock timeout) is
+  not a failed attempt: nothing was recorded, so the same message is sent
+  again later, at most ``RETRIES`` times, with the same backoff.
+
+Running the same message twice, or two copies at once, is harmless: the
+ledger lets only one worker claim a queued file, and the others skip it. A
+worker killed mid-copy leaves its file ``TRANSFERRING``; ``manage.py
+storage_hooks retry`` queues it again once ``STUCK_AFTER`` has passed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.db import DatabaseError
+
+from .conf import conf
+from .runners import retry_delay, schedule_retry
+from .signals import logger
+from .transfer import run_transfer
+
+
+@shared_task(
+    bind=True,
+    name="storage_hooks.transfer",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    serializer="json",
+)
+def transfer(self: Any, key: str, name: str) -> str:
+    """Make one attempt at transferring ``name`` of the storage ``key``.
+
+    Returns what happened (``done``, ``skipped``, ``retry`` or ``failed``),
+    for the worker's log.
+    """
+    try:
+        outcome = run_transfer(key, name)
+    except DatabaseError as exc:
+        retries = int(self.request.retries or 0)
+        logger.warning(
+            "The ledger could not be reached while transferring %r (%s); trying again "
+            "later (%s of %s).",
+            name,
+            exc,
+            retries + 1,
+            conf.RETRIES,
+        )
+        raise self.retry(
+            exc=exc, countdown=retry_delay(retries + 1), max_retries=int(conf.RETRIES)
+        ) from exc
+    schedule_retry(key, name, outcome)
+    return outcome.kind
+
+
+@shared_task(name="storage_hooks.retry_stuck", ignore_result=True)
+def retry_stuck(stuck_after: float | None = None) -> int:
+    """Re-queue failed transfers and those stuck longer than ``stuck_after``
+    seconds (default: STUCK_AFTER), as ``manage.py storage_hooks retry``
+    does. Schedule it with Celery beat so lost messages heal themselves.
+    Returns how many files were queued again."""
+    from .maintenance import retry_stuck as run
+
+    return len(run(stuck_after).requeued)

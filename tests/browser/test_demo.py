@@ -1,0 +1,90 @@
+"""``make demo`` (examples/gallery/demo.py) as a user runs it: one command
+that starts everything, prints the URL, and stops everything on Ctrl-C.
+(SIGTERM goes through the same handler.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests import services
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def processes_using(var_dir: Path) -> list[int]:
+    """Pids of the processes whose environment names ``var_dir`` (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"GALLERY_VAR_DIR={var_dir}".encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to find the children")
+@pytest.mark.usefixtures("_gallery_env")
+def test_one_command_starts_the_site_and_ctrl_c_stops_everything(
+    migrated_db: Path, tmp_path: Path
+) -> None:
+    var_dir = tmp_path / "var"
+    var_dir.mkdir()
+    shutil.copy(migrated_db, var_dir / migrated_db.name)
+    port = services.free_port()
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "examples/gallery/demo.py",
+            "--port",
+            str(port),
+            "--var-dir",
+            str(var_dir),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert demo.stdout is not None
+    output = []
+    try:
+        for line in demo.stdout:
+            output.append(line)
+            if "The gallery runs at" in line:
+                break
+        assert f"The gallery runs at http://127.0.0.1:{port}/" in "".join(output)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as response:
+            assert response.status == 200
+            assert b"<h1>Gallery</h1>" in response.read()
+        children = processes_using(var_dir.resolve())
+        assert len(children) == 3  # S3, worker, web
+
+        demo.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
+        rest, _ = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+    assert demo.returncode == 0, "".join(output) + rest
+    assert "Stopping..." in rest
+    deadline = time.monotonic() + 5
+    while processes_using(var_dir.resolve()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_using(var_dir.resolve()) == []
+    assert not services.reachable("127.0.0.1", port)

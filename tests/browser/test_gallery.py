@@ -1,0 +1,215 @@
+"""The gallery example, end to end, in headless Chromium.
+
+Real parts only: moto's S3 server (its own process), a Celery worker on
+kombu's file-system broker, Django's development server, and a browser
+that uploads, watches the badges change, and reads the event log.
+
+Set ``GALLERY_SCREENSHOTS=docs/img`` to save the screenshots the docs use.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+LIFECYCLE = ["saved_locally", "transfer_queued", "transfer_started", "transferred", "local_deleted"]
+
+
+def jpeg(color: tuple[int, int, int], size: tuple[int, int] = (960, 640)) -> bytes:
+    """A small photo-like JPEG: a gradient, so the thumbnail has something to show."""
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    overlay = Image.new("RGB", size, color)
+    out = io.BytesIO()
+    Image.blend(image, overlay, 0.6).save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def card(page: Any, title: str) -> Any:
+    return page.locator("[data-photo-id]", has=page.get_by_role("heading", name=title))
+
+
+def host(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+def wait_for_picture_from(page: Any, card_locator: Any, netloc: str) -> str:
+    """Wait until the card's picture is loaded from ``netloc``; its src
+    (without the query string of a signed URL)."""
+    image = card_locator.locator("img")
+    image.element_handle().wait_for_element_state("visible")
+    page.wait_for_function(
+        """([img, netloc]) => new URL(img.src).host === netloc
+                && img.complete && img.naturalWidth > 0""",
+        arg=[image.element_handle(), netloc],
+    )
+    return str(image.get_attribute("src")).split("?")[0]
+
+
+def events_of(page: Any, name: str) -> list[tuple[str, str]]:
+    """(event, "web" or "worker") of each row of the log about ``name``."""
+    rows = page.eval_on_selector_all(
+        "tr[data-kind]",
+        "(rows, name) => rows.filter(r => r.querySelector('td.file').textContent === name)"
+        ".map(r => [r.dataset.kind, r.querySelector('td.process').textContent])",
+        name,
+    )
+    return [(kind, process.split()[0]) for kind, process in rows]
+
+
+def event_kinds(page: Any, name: str) -> list[str]:
+    return [kind for kind, _ in events_of(page, name)]
+
+
+def screenshot(page: Any, filename: str) -> None:
+    folder = os.environ.get("GALLERY_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / filename), full_page=False)
+
+
+def drop_files(page: Any, selector: str, files: dict[str, bytes]) -> None:
+    """Drop files on an element the way a user's drag and drop does."""
+    page.evaluate(
+        """([selector, files]) => {
+            const transfer = new DataTransfer();
+            for (const [name, data] of Object.entries(files)) {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            }
+            const zone = document.querySelector(selector);
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true }));
+            }
+        }""",
+        [selector, {name: base64.b64encode(data).decode() for name, data in files.items()}],
+    )
+
+
+def test_upload_goes_local_then_remote_with_the_whole_lifecycle(page: Any, stack: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack.start("s3", "web")  # no worker yet: the upload waits in the local storage
+
+    page.goto(stack.url + "upload/")
+    drop_files(page, "[data-dropzone]", {"harbour.jpg": jpeg((30, 90, 160))})
+    expect(page.locator("[data-picked] li")).to_contain_text(["harbour.jpg"])
+    page.get_by_label("Title").fill("Harbour")
+    page.get_by_role("button", name="Upload").click()
+
+    page.wait_for_url(stack.url)
+    expect(page.get_by_role("status")).to_contain_text("1 photo saved locally and queued")
+    photo = card(page, "Harbour")
+    expect(photo.locator("[data-field=status]")).to_have_text("queued")
+    expect(photo.locator("[data-field=where]")).to_have_text("local")
+    local_url = str(photo.locator("[data-field=url]").get_attribute("href"))
+    assert local_url.startswith(stack.url + "media/photos/")
+    assert local_url.endswith("/harbour.jpg")
+    # Until it is transferred, the local storage serves the original.
+    wait_for_picture_from(page, photo, host(stack.url))
+
+    stack.start("worker")
+    expect(photo.locator("[data-field=status]")).to_have_text("remote")
+    expect(photo.locator("[data-field=where]")).to_have_text("remote")
+    remote_url = str(photo.locator("[data-field=url]").get_attribute("href")).split("?")[0]
+    assert remote_url == f"{stack.s3_endpoint}/gallery/{local_url.split('/media/')[1]}"
+    # The thumbnail, made by the worker at transfer_started, comes from S3.
+    src = wait_for_picture_from(page, photo, host(stack.s3_endpoint))
+    assert src.endswith("/harbour.small.webp")
+    expect(photo.locator("form[data-transfer]")).to_be_hidden()
+    screenshot(page, "gallery.png")
+
+    name = remote_url.split("/gallery/", 1)[1]
+    photo.get_by_role("link", name="Events").click()
+    page.wait_for_function(
+        "(name) => [...document.querySelectorAll('tr[data-kind]')]"
+        ".filter(r => r.querySelector('td.file').textContent === name).length >= 5",
+        arg=name,
+    )
+    # Each signal is recorded by the process that sent it.
+    assert events_of(page, name) == [
+        ("saved_locally", "web"),
+        ("transfer_queued", "web"),
+        ("transfer_started", "worker"),
+        ("transferred", "worker"),
+        ("local_deleted", "worker"),
+    ]
+    # The worker saved and queued the thumbnail itself, while another of its
+    # threads may already have started it: the same events, ends certain.
+    thumbnail = name.replace(".jpg", ".small.webp")
+    page.wait_for_function(
+        "(name) => [...document.querySelectorAll('tr[data-kind=local_deleted]')]"
+        ".some(r => r.querySelector('td.file').textContent === name)",
+        arg=thumbnail,
+    )
+    assert {process for _, process in events_of(page, thumbnail)} == {"worker"}
+    kinds = event_kinds(page, thumbnail)
+    assert sorted(kinds) == sorted(LIFECYCLE)
+    assert kinds[-2:] == ["transferred", "local_deleted"]
+    screenshot(page, "events.png")
+
+    # The ledger's admin (storage_hooks/admin.py) lists both files as remote.
+    page.goto(stack.url + "admin/storage_hooks/storedfile/?status__exact=remote")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("admin")
+    page.get_by_role("button", name="Log in").click()
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.filter(has_text=thumbnail)).to_have_count(1)
+
+
+def test_failed_transfer_shows_then_recovers_on_retry(page: Any, stack: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack.start()
+    stack.stop("s3")  # S3 is down: every attempt fails to connect
+
+    page.goto(stack.url + "upload/")
+    page.get_by_label("Images").set_input_files(
+        [{"name": "dunes.jpg", "mimeType": "image/jpeg", "buffer": jpeg((200, 140, 60))}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url(stack.url)
+
+    photo = card(page, "Dunes")
+    # RETRIES=1: two attempts, then FAILED; the local copy still serves it.
+    expect(photo.locator("[data-field=status]")).to_have_text("failed")
+    expect(photo.locator("[data-field=where]")).to_have_text("local")
+    expect(photo.locator("[data-field=error]")).to_contain_text("EndpointConnectionError")
+    wait_for_picture_from(page, photo, host(stack.url))
+    retry = photo.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+    screenshot(page, "failed.png")
+
+    stack.start("s3")  # the same port, an empty bucket again
+    retry.click()
+    expect(photo.locator("[data-field=status]")).to_have_text("remote")
+    src = wait_for_picture_from(page, photo, host(stack.s3_endpoint))
+    assert src.endswith("/dunes.small.webp")
+    expect(photo.locator("[data-field=error]")).to_be_hidden()
+    expect(retry).to_be_hidden()
+
+    photo.get_by_role("link", name="Events").click()
+    name = src.split("/gallery/", 1)[1].replace(".small.webp", ".jpg")
+    page.wait_for_function(
+        "(name) => [...document.querySelectorAll('tr[data-kind=local_deleted]')]"
+        ".some(r => r.querySelector('td.file').textContent === name)",
+        arg=name,
+    )
+    kinds = event_kinds(page, name)
+    # Two failed attempts, then the retry queues a third, which succeeds.
+    # (With a worker already running, it may note an attempt's start a moment
+    # before the web server notes the queueing: the two processes write their
+    # events independently, so only counts and the ends are certain.)
+    assert kinds[0] == "saved_locally"
+    assert kinds.count("transfer_failed") == 2
+    assert kinds.count("transfer_queued") == 2
+    assert kinds.count("transfer_started") == 3
+    assert kinds[-2:] == ["transferred", "local_deleted"]

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.cache import caches
+from django.core.files.storage import FileSystemStorage, InMemoryStorage
+
+from storage_hooks import ledger
+from storage_hooks.storage import QueuedStorage
+
+from . import services
+
+_keys = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    caches["default"].clear()
+    ledger.clear_memory()
+    yield
+    caches["default"].clear()
+    ledger.clear_memory()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """One moto S3 server (own process, loopback) for the whole run."""
+    with services.moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    bucket = f"test-{next(_keys)}-{id(object())}"
+    services.create_bucket(s3_endpoint, bucket)
+    return bucket
+
+
+def make_s3(endpoint: str, bucket: str):  # type: ignore[no-untyped-def]
+    from storages.backends.s3 import S3Storage
+
+    return S3Storage(**services.s3_options(endpoint, bucket))
+
+
+@pytest.fixture
+def local_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "local"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def remote_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "remote"
+    path.mkdir()
+    return path
+
+
+def unique_key(prefix: str = "t") -> str:
+    return f"{prefix}-{next(_keys)}"
+
+
+@pytest.fixture
+def fs_storage(local_dir: Path, remote_dir: Path) -> QueuedStorage:
+    """FileSystem -> FileSystem, with a key of its own."""
+    return QueuedStorage(
+        local=FileSystemStorage(location=local_dir, base_url="/local/"),
+        remote=FileSystemStorage(location=remote_dir, base_url="/remote/"),
+        key=unique_key("fs"),
+    )
+
+
+@pytest.fixture(params=["fs-fs", "fs-memory", "fs-s3"])
+def pair(request: pytest.FixtureRequest, local_dir: Path, remote_dir: Path) -> QueuedStorage:
+    """The storage pairs every contract test runs against."""
+    local = FileSystemStorage(location=local_dir, base_url="/local/")
+    if request.param == "fs-fs":
+        remote = FileSystemStorage(location=remote_dir, base_url="/remote/")
+    elif request.param == "fs-memory":
+        remote = InMemoryStorage(base_url="/memory/")
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        remote = make_s3(endpoint, request.getfixturevalue("s3_bucket"))
+    return QueuedStorage(local=local, remote=remote, key=unique_key(request.param))

@@ -1,0 +1,121 @@
+"""The Celery runner: when and where messages go (seen in Redis), host-affine
+queues with real workers, and the visibility-timeout check W001."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core import checks
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from storage_hooks import Status
+from storage_hooks.checks import check_settings
+
+from .harness import ALIAS, ledger_row, wait_for
+
+
+@pytest.mark.integration
+def test_the_message_is_sent_when_the_transaction_commits(site):
+    queue = site.deployment.queue
+    with transaction.atomic(using=ALIAS):
+        name = site.storage.save("tx/kept.txt", ContentFile(b"kept"))
+        assert site.broker.raw_messages(queue) == []
+    (message,) = site.broker.messages(queue)
+    assert message["decoded"][0] == [site.deployment.key, name]
+
+    def save_and_roll_back() -> None:
+        with transaction.atomic(using=ALIAS):
+            site.storage.save("tx/rolled-back.txt", ContentFile(b"gone"))
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        save_and_roll_back()
+    assert len(site.broker.raw_messages(queue)) == 1
+    assert site.storage.status("tx/rolled-back.txt") is None
+
+
+@pytest.mark.integration
+def test_host_queues(site):
+    """HOST_QUEUES: the message, and every retry, go to "<QUEUE>.<host>";
+    the worker on that host's queue runs them, a shared worker does not."""
+    site.configure(host_queues=True, hostname="web-7", bucket=site.deployment.bucket + "-later")
+    shared_queue = site.deployment.queue
+    host_queue = f"{shared_queue}.web-7"
+    name = site.storage.save("hosted/upload.txt", ContentFile(b"from web-7"))
+
+    assert ledger_row(site.deployment.key, name).host == "web-7"
+    (message,) = site.broker.messages(host_queue)
+    assert message["decoded"][0] == [site.deployment.key, name]
+    assert site.broker.raw_messages(shared_queue) == []
+
+    shared = site.start_worker(wait=False)
+    on_host = site.start_worker(queues=[host_queue], wait=False)
+    site.wait_ready(shared, on_host)
+    wait_for(
+        lambda: site.events("transfer_failed", will_retry=True),
+        "a failed first attempt (no bucket yet)",
+        on_timeout=site.logs,
+    )
+    site.create_bucket()
+    site.wait_status(name, Status.REMOTE)
+
+    runs = site.events("task_prerun")
+    assert len(runs) >= 2
+    assert {run["queue"] for run in runs} == {host_queue}
+    assert {run["pid"] for run in runs} == {on_host.pid}
+    assert site.remote_bytes(name) == b"from web-7"
+
+
+# -- W001: retry delays against the broker's visibility timeout --------------
+
+
+@pytest.fixture
+def celery_app() -> Iterator[Any]:
+    """A fresh Celery app, current while the test runs (as a project's app
+    is once its celery.py is imported)."""
+    from celery import Celery, _state
+
+    previous = _state.get_current_app()
+    app = Celery("w001", set_as_current=True)
+    yield app
+    app.close()
+    _state._set_current_app(previous)
+
+
+def w001() -> list[checks.CheckMessage]:
+    return [m for m in check_settings() if m.id == "storage_hooks.W001"]
+
+
+def test_w001_quiet_with_the_defaults(settings, celery_app):
+    settings.STORAGE_HOOKS = {"RUNNER": "celery"}  # RETRY_DELAY_MAX 1800 < 3600
+    assert w001() == []
+
+
+def test_w001_when_retry_delay_max_reaches_the_visibility_timeout(settings, celery_app):
+    settings.STORAGE_HOOKS = {"RUNNER": "celery", "RETRY_DELAY_MAX": 120}
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 120}
+    (warning,) = w001()
+    assert warning.level == checks.WARNING
+    assert "(120s)" in warning.msg
+    assert "visibility_timeout" in warning.hint
+    assert warning in checks.run_checks()  # registered: manage.py check shows it
+
+    settings.STORAGE_HOOKS = {"RUNNER": "celery", "RETRY_DELAY_MAX": 119}
+    assert w001() == []
+
+
+def test_w001_reads_the_celery_apps_own_configuration(settings, celery_app):
+    celery_app.conf.broker_transport_options = {"visibility_timeout": 600}
+    settings.STORAGE_HOOKS = {"RUNNER": "celery"}  # RETRY_DELAY_MAX 1800
+    assert len(w001()) == 1
+    # The Django setting, when there is one, is what Celery reads.
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}
+    assert w001() == []
+
+
+def test_w001_only_for_the_celery_runner(settings, celery_app):
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRY_DELAY_MAX": 5000}
+    assert w001() == []

@@ -1,0 +1,28 @@
+"""Settings of the test suite: a few lines; each test adds what it needs."""
+
+import os
+import tempfile
+
+SECRET_KEY = "tests-only"
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "storage_hooks",
+    "tests.testapp",
+]
+DATABASES: dict[str, dict[str, object]] = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+}
+if os.environ.get("STORAGE_HOOKS_TEST_DB") == "postgres":
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "storage_hooks",
+        "HOST": "127.0.0.1",
+        "USER": "postgres",
+        "TEST": {"NAME": f"test_storage_hooks_{os.getpid()}"},
+    }
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+MEDIA_ROOT = tempfile.mkdtemp(prefix="storage_hooks_media_")
+STORAGE_HOOKS = {"RUNNER": "immediate"}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,697 @@
+"""``manage.py storage_hooks status | retry | sync | verify``, through
+``call_command``, on real storages with the immediate runner."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, InMemoryStorage
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+from django.utils import timezone
+
+from storage_hooks import Status, ledger, maintenance, signals
+from storage_hooks.hooks import DeleteLocal
+from storage_hooks.management.verify import verify_remote
+from storage_hooks.models import StoredFile
+from storage_hooks.runners import Runner
+from storage_hooks.storage import DelayedStorage, QueuedStorage
+
+from . import services
+from .conftest import unique_key
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class LosingRunner(Runner):
+    """A broker that loses every message: the file stays QUEUED."""
+
+    def enqueue(self, key: str, name: str, *, host: str, countdown: float = 0) -> None:
+        pass
+
+
+class RecordingRunner(Runner):
+    """Records what it is asked to queue, and where to."""
+
+    calls: ClassVar[list[tuple[str, str, str]]] = []
+
+    def enqueue(self, key: str, name: str, *, host: str, countdown: float = 0) -> None:
+        self.calls.append((key, name, host))
+
+
+class Recorder:
+    """A blinker receiver that remembers what it was sent."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, sender: Any, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+
+    @property
+    def names(self) -> list[str]:
+        return [call["name"] for call in self.calls]
+
+
+LOSE = override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.LosingRunner"})
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def run(*args: str, stderr: io.StringIO | None = None) -> Result:
+    """Run the command; its exit code, stdout and stderr (with the error)."""
+    out, err = io.StringIO(), stderr or io.StringIO()
+    try:
+        call_command("storage_hooks", *args, stdout=out, stderr=err)
+    except CommandError as exc:
+        return Result(exc.returncode, out.getvalue(), f"{err.getvalue()}{exc}")
+    return Result(0, out.getvalue(), err.getvalue())
+
+
+def row(storage: QueuedStorage, name: str) -> StoredFile:
+    return StoredFile.objects.get(storage_key=storage.key, name=name)
+
+
+def backdate(storage: QueuedStorage, name: str, seconds: float, **fields: Any) -> None:
+    past = timezone.now() - timedelta(seconds=seconds)
+    changes = {field: past for field in fields} or {"updated_at": past}
+    StoredFile.objects.filter(storage_key=storage.key, name=name).update(**changes)
+
+
+def write(root: Path, name: str, data: bytes, *, age: float = 3600) -> Path:
+    """A file put in a folder behind the library's back, ``age`` seconds old."""
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    then = time.time() - age
+    os.utime(path, (then, then))
+    return path
+
+
+@pytest.fixture
+def other(tmp_path: Path) -> QueuedStorage:
+    """A second FileSystem -> InMemory storage."""
+    (tmp_path / "other").mkdir()
+    return QueuedStorage(
+        local=FileSystemStorage(location=tmp_path / "other"),
+        remote=InMemoryStorage(),
+        key=unique_key("other"),
+    )
+
+
+# -- status -----------------------------------------------------------------
+
+
+def test_status_counts_per_key_and_oldest_pending(fs_storage, other):
+    fs_storage.save("done.txt", ContentFile(b"remote"))
+    with LOSE:
+        fs_storage.save("waiting.txt", ContentFile(b"queued"))
+        fs_storage.save("older.txt", ContentFile(b"queued too"))
+        other.save("x.txt", ContentFile(b"x"))
+    backdate(fs_storage, "older.txt", 3720, created_at=True)
+
+    result = run("status", "--json", "--storage", fs_storage.key, "--storage", other.key)
+
+    assert result.code == 0
+    doc = result.json()
+    assert doc["schema"] == 1
+    by_key = {entry["key"]: entry for entry in doc["storages"]}
+    assert set(by_key) == {fs_storage.key, other.key}
+    mine = by_key[fs_storage.key]
+    assert mine["known"] is True
+    assert mine["counts"] == {
+        "local": 0,
+        "queued": 2,
+        "transferring": 0,
+        "remote": 1,
+        "failed": 0,
+    }
+    assert mine["total"] == 3
+    assert mine["oldest_pending"]["name"] == "older.txt"
+    assert mine["oldest_pending"]["status"] == "queued"
+    assert 3720 <= mine["oldest_pending"]["age_seconds"] < 3780
+    assert by_key[other.key]["counts"]["queued"] == 1
+    assert doc["totals"]["queued"] == 3
+    assert doc["total"] == 4
+    assert doc["oldest_pending"]["key"] == fs_storage.key
+    assert doc["oldest_pending"]["name"] == "older.txt"
+
+    text = run("status", "--storage", fs_storage.key).out
+    assert text.splitlines()[0].split() == [
+        "storage",
+        "local",
+        "queued",
+        "transferring",
+        "remote",
+        "failed",
+        "total",
+    ]
+    assert text.splitlines()[1].split() == [fs_storage.key, "0", "2", "0", "1", "0", "3"]
+    assert f"Oldest pending in {fs_storage.key}: older.txt (queued, 0 attempts)" in text
+    assert "saved 1h 2m ago" in text
+
+
+def test_status_nothing_pending_and_unknown_keys(fs_storage):
+    fs_storage.save("a.txt", ContentFile(b"a"))
+    StoredFile.objects.create(storage_key="gone-for-good", name="old.txt", status=Status.REMOTE)
+
+    result = run("status", "--storage", fs_storage.key, "--storage", "gone-for-good")
+
+    assert result.code == 0
+    assert "gone-for-good*" in result.out
+    assert "no storage with this key exists in this process" in result.out
+    assert "Nothing is pending." in result.out
+    doc = run("status", "--json", "--storage", "gone-for-good").json()
+    assert doc["storages"][0]["known"] is False
+    assert doc["oldest_pending"] is None
+
+
+def test_status_queries_do_not_grow_with_the_ledger(fs_storage, django_assert_max_num_queries):
+    StoredFile.objects.bulk_create(
+        StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=status)
+        for i, status in enumerate([Status.REMOTE, Status.QUEUED, Status.FAILED] * 100)
+    )
+    with django_assert_max_num_queries(2):
+        doc = maintenance.status_summary([fs_storage.key])
+    assert doc["totals"] == {
+        "local": 0,
+        "queued": 100,
+        "transferring": 0,
+        "remote": 100,
+        "failed": 100,
+    }
+
+
+# -- retry ------------------------------------------------------------------
+
+
+def test_retry_heals_a_lost_message(fs_storage, remote_dir):
+    with LOSE:
+        fs_storage.save("lost.txt", ContentFile(b"lost in the queue"))
+    assert fs_storage.status("lost.txt") == Status.QUEUED
+
+    fresh = run("retry")
+    assert fresh.code == 0
+    assert "Re-queued 0 files" in fresh.out
+    assert fs_storage.status("lost.txt") == Status.QUEUED
+
+    with signals.transfer_queued.connected_to(queued := Recorder(), sender=fs_storage):
+        healed = run("retry", "--stuck-after", "0", "--storage", fs_storage.key)
+
+    assert healed.code == 0
+    assert "Re-queued 1 file (0 failed, 1 unchanged for 0s or more)." in healed.out
+    assert queued.names == ["lost.txt"]
+    assert fs_storage.status("lost.txt") == Status.REMOTE
+    assert (remote_dir / "lost.txt").read_bytes() == b"lost in the queue"
+
+
+def test_retry_heals_a_failed_transfer_with_attempts_reset(fs_storage, remote_dir):
+    blocker = remote_dir / "sub"
+    blocker.write_bytes(b"a file where the remote needs a directory")
+    with override_settings(STORAGE_HOOKS={"RUNNER": "immediate", "RETRIES": 1}):
+        fs_storage.save("sub/a.txt", ContentFile(b"payload"))
+        assert fs_storage.status("sub/a.txt") == Status.FAILED
+        assert row(fs_storage, "sub/a.txt").attempts == 2
+        blocker.unlink()
+
+        with signals.transfer_started.connected_to(started := Recorder(), sender=fs_storage):
+            result = run("retry", "--json")
+
+    assert result.code == 0
+    doc = result.json()
+    assert doc["ok"] is True
+    assert doc["stuck_after"] == 900
+    assert {"key": fs_storage.key, "name": "sub/a.txt", "status": "failed"}.items() <= doc[
+        "requeued"
+    ][0].items()
+    assert [call["attempt"] for call in started.calls] == [1]
+    assert fs_storage.status("sub/a.txt") == Status.REMOTE
+    assert (remote_dir / "sub" / "a.txt").read_bytes() == b"payload"
+
+
+def test_retry_heals_a_transfer_whose_worker_died(fs_storage, remote_dir):
+    with LOSE:
+        fs_storage.save("dead.txt", ContentFile(b"d"))
+        fs_storage.save("busy.txt", ContentFile(b"b"))
+    # Two workers claimed a file each; the first died long ago.
+    assert ledger.claim(fs_storage.key, "dead.txt") is not None
+    assert ledger.claim(fs_storage.key, "busy.txt") is not None
+    backdate(fs_storage, "dead.txt", 1000)
+
+    result = run("retry", "-v", "2")
+
+    assert result.code == 0
+    assert f"{fs_storage.key}: dead.txt (was transferring)" in result.out
+    assert fs_storage.status("dead.txt") == Status.REMOTE
+    assert row(fs_storage, "dead.txt").attempts == 2
+    assert fs_storage.status("busy.txt") == Status.TRANSFERRING
+    assert not (remote_dir / "busy.txt").exists()
+
+
+def test_retry_routes_to_the_host_that_saved_the_file(fs_storage):
+    with override_settings(
+        STORAGE_HOOKS={"RUNNER": "tests.test_commands.LosingRunner", "HOSTNAME": "web-7"}
+    ):
+        fs_storage.save("here.txt", ContentFile(b"h"))
+    RecordingRunner.calls.clear()
+    with override_settings(
+        STORAGE_HOOKS={"RUNNER": "tests.test_commands.RecordingRunner", "HOSTNAME": "cron-1"}
+    ):
+        result = run("retry", "--stuck-after", "0", "--storage", fs_storage.key)
+    assert result.code == 0
+    assert RecordingRunner.calls == [(fs_storage.key, "here.txt", "web-7")]
+
+
+def test_retry_is_idempotent(fs_storage):
+    with LOSE:
+        fs_storage.save("a.txt", ContentFile(b"a"))
+    backdate(fs_storage, "a.txt", 1000)
+    RecordingRunner.calls.clear()
+    with override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.RecordingRunner"}):
+        first = run("retry", "--json").json()
+        second = run("retry", "--json").json()
+    assert [r["name"] for r in first["requeued"]] == ["a.txt"]
+    assert second["requeued"] == []
+    assert len(RecordingRunner.calls) == 1
+    assert fs_storage.status("a.txt") == Status.QUEUED
+
+
+def test_retry_reports_rows_of_unknown_storages(fs_storage):
+    StoredFile.objects.create(storage_key="nobody-knows", name="x", status=Status.FAILED)
+    with LOSE:
+        fs_storage.save("a.txt", ContentFile(b"a"))
+    backdate(fs_storage, "a.txt", 1000)
+
+    result = run("retry", "--json")
+
+    assert result.code == 1
+    assert "'nobody-knows' (1 file)" in result.err
+    doc = result.json()
+    assert doc["ok"] is False
+    assert doc["unknown"] == {"nobody-knows": 1}
+    assert [r["name"] for r in doc["requeued"]] == ["a.txt"]
+    assert fs_storage.status("a.txt") == Status.REMOTE
+    assert StoredFile.objects.get(storage_key="nobody-knows").status == Status.FAILED
+
+
+def test_retry_refuses_a_negative_age():
+    result = run("retry", "--stuck-after", "-5")
+    assert result.code != 0
+    assert "'-5' is negative" in result.err
+    with pytest.raises(ValueError, match="stuck_after must be >= 0"):
+        maintenance.retry_stuck(-1)
+
+
+def test_retry_stuck_function_uses_the_setting(fs_storage):
+    with LOSE:
+        fs_storage.save("a.txt", ContentFile(b"a"))
+    backdate(fs_storage, "a.txt", 30)
+    with override_settings(STORAGE_HOOKS={"RUNNER": "immediate", "STUCK_AFTER": 60}):
+        assert maintenance.retry_stuck().requeued == []
+    with override_settings(STORAGE_HOOKS={"RUNNER": "immediate", "STUCK_AFTER": 20}):
+        report = maintenance.retry_stuck()
+    assert report.stuck_after == 20
+    assert [r["name"] for r in report.requeued] == ["a.txt"]
+    assert fs_storage.status("a.txt") == Status.REMOTE
+
+
+def test_retry_costs_one_query_per_file(fs_storage, django_assert_max_num_queries):
+    StoredFile.objects.bulk_create(
+        StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=Status.FAILED)
+        for i in range(120)
+    )
+    RecordingRunner.calls.clear()
+    with (
+        override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.RecordingRunner"}),
+        django_assert_max_num_queries(120 + 6),
+    ):
+        report = maintenance.retry_stuck()
+    assert len(report.requeued) == len(RecordingRunner.calls) == 120
+
+
+@pytest.fixture(scope="module")
+def ops_pg(django_db_setup: Any, django_db_blocker: Any) -> Any:
+    """A PostgreSQL database of this module, reached as the alias ``ops_pg``
+    (give the ledger ``DATABASE: "ops_pg"`` to use it); its DSN for a second
+    connection. Added after the test databases are set up, so that pytest-django
+    leaves it alone."""
+    services.require("PostgreSQL", services.POSTGRES)
+    import psycopg
+    from django.db import connections
+
+    name = f"test_storage_hooks_ops_{os.getpid()}"
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    config = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "HOST": "127.0.0.1",
+        "PORT": 5432,
+        "USER": "postgres",
+        # A lock we fail to skip makes the test fail, not hang.
+        "OPTIONS": {"options": "-c lock_timeout=5000"},
+    }
+    connections.settings["ops_pg"] = connections.configure_settings(
+        {"default": {}, "ops_pg": config}
+    )["ops_pg"]
+    try:
+        with django_db_blocker.unblock():
+            call_command("migrate", database="ops_pg", verbosity=0)
+        assert connections["ops_pg"].settings_dict["NAME"] == name
+        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
+    finally:
+        if hasattr(connections._connections, "ops_pg"):
+            connections["ops_pg"].close()
+            del connections["ops_pg"]
+        del connections.settings["ops_pg"]
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_retry_skips_rows_another_process_holds(fs_storage, ops_pg):
+    import psycopg
+
+    rows = StoredFile.objects.using("ops_pg")
+    for name in ("held.txt", "free.txt"):
+        rows.create(storage_key=fs_storage.key, name=name, status=Status.FAILED, attempts=6)
+    settings = {"RUNNER": "tests.test_commands.RecordingRunner", "DATABASE": "ops_pg"}
+    RecordingRunner.calls.clear()
+    try:
+        with psycopg.connect(ops_pg) as worker, override_settings(STORAGE_HOOKS=settings):
+            # A worker is busy with this row (its transaction holds the lock).
+            worker.execute(
+                "SELECT id FROM storage_hooks_storedfile WHERE name = 'held.txt' FOR UPDATE"
+            )
+            first = maintenance.retry_stuck()
+            assert [r["name"] for r in first.requeued] == ["free.txt"]
+            assert rows.get(name="held.txt").status == Status.FAILED
+            worker.commit()
+            second = maintenance.retry_stuck()
+        assert [r["name"] for r in second.requeued] == ["held.txt"]
+        assert [call[1] for call in RecordingRunner.calls] == ["free.txt", "held.txt"]
+        assert set(rows.values_list("status", "attempts")) == {(Status.QUEUED, 0)}
+    finally:
+        rows.all().delete()
+
+
+# -- sync -------------------------------------------------------------------
+
+
+def test_sync_adopts_an_existing_media_folder(fs_storage, local_dir, remote_dir):
+    write(local_dir, "photos/2019/a.jpg", b"jpeg bytes")
+    write(local_dir, "b.txt", b"text")
+    write(local_dir, "new.txt", b"being uploaded", age=0)
+    fs_storage.save("known.txt", ContentFile(b"already in the ledger"))
+
+    with (
+        signals.transfer_queued.connected_to(queued := Recorder(), sender=fs_storage),
+        signals.saved_locally.connected_to(saved := Recorder(), sender=fs_storage),
+    ):
+        result = run("sync", "--storage", fs_storage.key)
+
+    assert result.code == 0
+    assert f"{fs_storage.key}: 4 local files, 2 adopted (queued); 1 skipped." in result.out
+    assert "skipped new.txt: modified less than 60 seconds ago" in result.out
+    assert sorted(queued.names) == ["b.txt", "photos/2019/a.jpg"]
+    assert saved.calls == []
+    adopted = row(fs_storage, "photos/2019/a.jpg")
+    assert adopted.status == Status.REMOTE
+    assert adopted.size == len(b"jpeg bytes")
+    assert adopted.checksum == hashlib.sha256(b"jpeg bytes").hexdigest()
+    assert adopted.host
+    assert (remote_dir / "photos/2019/a.jpg").read_bytes() == b"jpeg bytes"
+    assert fs_storage.status("new.txt") is None
+
+    again = run("sync", "--storage", fs_storage.key, "--min-age", "0", "--json").json()
+    assert again["ok"] is True
+    assert again["storages"][0]["adopted"] == ["new.txt"]
+    assert run("sync", "--storage", fs_storage.key, "--min-age", "0").out.startswith(
+        f"{fs_storage.key}: 4 local files, 0 adopted"
+    )
+
+
+def test_sync_of_a_delayed_storage_records_without_queueing(local_dir, remote_dir):
+    storage = DelayedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=FileSystemStorage(location=remote_dir),
+        key=unique_key("delayed"),
+    )
+    write(local_dir, "later.txt", b"later")
+    result = run("sync", "--storage", storage.key)
+    assert "1 adopted (local)" in result.out
+    assert storage.status("later.txt") == Status.LOCAL
+    assert not (remote_dir / "later.txt").exists()
+    storage.transfer("later.txt")
+    assert storage.status("later.txt") == Status.REMOTE
+
+
+def test_sync_dry_run_changes_nothing(fs_storage, local_dir, remote_dir):
+    write(local_dir, "a.txt", b"a")
+    write(remote_dir, "r.txt", b"remote only")
+    result = run("sync", "--storage", fs_storage.key, "--remote", "--dry-run", "-v", "2")
+    assert result.code == 0
+    assert "1 would be adopted (queued); 1 remote file, 1 would be recorded as remote" in (
+        result.out
+    )
+    assert "  would be adopted a.txt" in result.out
+    assert "  would be recorded as remote r.txt" in result.out
+    assert not StoredFile.objects.filter(storage_key=fs_storage.key).exists()
+    assert not (remote_dir / "a.txt").exists()
+
+
+def test_sync_remote_reserves_names_already_on_the_remote(fs_storage, local_dir, remote_dir):
+    write(remote_dir, "logo.png", b"someone else's logo")
+    write(remote_dir, "both.txt", b"same on both sides")
+    write(local_dir, "both.txt", b"same on both sides")
+
+    result = run("sync", "--storage", fs_storage.key, "--remote", "--json")
+
+    doc = result.json()["storages"][0]
+    assert doc["adopted"] == ["both.txt"]
+    assert doc["recorded_remote"] == ["logo.png"]
+    reserved = row(fs_storage, "logo.png")
+    assert (reserved.status, reserved.size, reserved.checksum) == (Status.REMOTE, 19, "")
+    assert fs_storage.status("both.txt") == Status.REMOTE
+    name = fs_storage.save("logo.png", ContentFile(b"my logo"))
+    assert name != "logo.png"
+    assert (remote_dir / "logo.png").read_bytes() == b"someone else's logo"
+    with fs_storage.open("logo.png") as fh:
+        assert fh.read() == b"someone else's logo"
+
+
+def test_sync_skips_a_symlink_out_of_the_root_and_says_so(fs_storage, local_dir, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"not media")
+    (local_dir / "link.txt").symlink_to(secret)
+    write(local_dir, "ok.txt", b"ok")
+
+    result = run("sync", "--storage", fs_storage.key)
+
+    assert result.code == 1
+    assert "skipped link.txt:" in result.out
+    assert "leads outside the storage's root" in result.out
+    assert "sync could not adopt 1 file " in result.err
+    assert fs_storage.status("link.txt") is None
+    assert fs_storage.status("ok.txt") == Status.REMOTE
+
+
+def test_sync_without_storage_looks_at_every_known_storage(fs_storage, other, local_dir):
+    write(local_dir, "a.txt", b"a")
+    doc = run("sync", "--dry-run", "--json").json()
+    by_key = {entry["key"]: entry for entry in doc["storages"]}
+    assert by_key[fs_storage.key]["adopted"] == ["a.txt"]
+    assert by_key[other.key]["adopted"] == []
+    assert "testapp-documents" in by_key
+
+
+def test_sync_of_an_unknown_storage_is_a_usage_error():
+    result = run("sync", "--storage", "no-such-key")
+    assert result.code == 2
+    assert "No QueuedStorage with the key 'no-such-key'" in result.err
+
+
+def test_sync_queries_per_batch_not_per_file(fs_storage, local_dir, django_assert_max_num_queries):
+    for i in range(120):
+        write(local_dir, f"d{i % 3}/f{i}.txt", b"x" * i)
+    with LOSE, django_assert_max_num_queries(12):
+        report = run("sync", "--storage", fs_storage.key, "--json").json()
+    assert len(report["storages"][0]["adopted"]) == 120
+    assert (
+        StoredFile.objects.filter(storage_key=fs_storage.key, status=Status.QUEUED).count() == 120
+    )
+
+
+# -- verify -----------------------------------------------------------------
+
+
+def test_verify_finds_and_fixes_a_deleted_remote_file(fs_storage, remote_dir):
+    fs_storage.save("a.txt", ContentFile(b"aaa"))
+    fs_storage.save("b.txt", ContentFile(b"bbb"))
+    (remote_dir / "a.txt").unlink()
+
+    found = run("verify")
+    assert found.code == 1
+    assert "Checked 2 remote files: 1 problem." in found.out
+    assert f"{fs_storage.key}: a.txt is missing on the remote" in found.out
+    assert "verify found 1 problem." in found.err
+    assert fs_storage.status("a.txt") == Status.REMOTE
+
+    fixed = run("verify", "--fix", "--storage", fs_storage.key)
+    assert fixed.code == 1
+    assert "a.txt is missing on the remote (re-queued from the local copy)" in fixed.out
+    assert fs_storage.status("a.txt") == Status.REMOTE
+    assert (remote_dir / "a.txt").read_bytes() == b"aaa"
+
+    clean = run("verify", "--storage", fs_storage.key)
+    assert clean.code == 0
+    assert "Checked 2 remote files: 0 problems." in clean.out
+
+
+def test_verify_reports_another_size_and_does_not_overwrite_it(fs_storage, remote_dir):
+    fs_storage.save("a.txt", ContentFile(b"ours"))
+    (remote_dir / "a.txt").write_bytes(b"someone else's, longer")
+
+    doc = run("verify", "--json", "--fix").json()
+
+    assert doc["ok"] is False
+    [problem] = doc["problems"]
+    assert problem["kind"] == "size"
+    assert (problem["expected_size"], problem["actual_size"]) == (4, 22)
+    assert problem["action"] == "requeued"
+    # The transfer refuses to overwrite what it did not write; reads go local.
+    assert fs_storage.status("a.txt") == Status.FAILED
+    assert "NameConflict" in row(fs_storage, "a.txt").last_error
+    assert (remote_dir / "a.txt").read_bytes() == b"someone else's, longer"
+    with fs_storage.open("a.txt") as fh:
+        assert fh.read() == b"ours"
+
+
+def test_verify_says_a_file_is_lost_without_local_copy(local_dir, remote_dir):
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=FileSystemStorage(location=remote_dir),
+        hooks=[DeleteLocal()],
+        key=unique_key("lost"),
+    )
+    storage.save("gone.txt", ContentFile(b"g"))
+    assert not (local_dir / "gone.txt").exists()
+    (remote_dir / "gone.txt").unlink()
+
+    result = run("verify", "--fix", "--storage", storage.key)
+
+    assert result.code == 1
+    assert "gone.txt is missing on the remote (LOST: the local copy is gone too)" in result.out
+    assert "1 file lost" in result.err
+    assert storage.status("gone.txt") == Status.REMOTE
+
+
+def test_verify_reports_rows_it_cannot_check(fs_storage):
+    fs_storage.save("a.txt", ContentFile(b"a"))
+    StoredFile.objects.create(storage_key="vanished-key", name="v", status=Status.REMOTE, size=1)
+    result = run("verify", "--json")
+    assert result.code == 1
+    doc = result.json()
+    assert doc["checked"] == 1
+    assert doc["unknown"] == {"vanished-key": 1}
+    assert "1 file could not be checked" in result.err
+
+
+def test_verify_queries_per_chunk(fs_storage, remote_dir, django_assert_max_num_queries):
+    StoredFile.objects.bulk_create(
+        StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=Status.REMOTE, size=1)
+        for i in range(150)
+    )
+    for i in range(150):
+        (remote_dir / f"f{i}").write_bytes(b"1")
+    with django_assert_max_num_queries(2):
+        report = verify_remote([fs_storage.key])
+    assert (report.checked, report.problems) == (150, [])
+
+
+# -- progress ---------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(fs_storage, local_dir):
+    fs_storage.save("a.txt", ContentFile(b"a"))
+    write(local_dir, "b.txt", b"b")
+
+    bar = run("verify", "--storage", fs_storage.key, stderr=Terminal())
+    assert "verify: 100%" in bar.err
+    assert "1/1" in bar.err
+    assert "verify" not in bar.out
+
+    synced = run("sync", "--storage", fs_storage.key, stderr=Terminal())
+    assert f"sync {fs_storage.key}: " in synced.err
+    assert "2file" in synced.err.replace(" ", "")
+
+    assert run("verify", "--no-progress", stderr=Terminal()).err == ""
+    assert run("verify", "--storage", fs_storage.key).err == ""
+
+
+def test_no_progress_bar_without_tqdm(fs_storage, monkeypatch):
+    fs_storage.save("a.txt", ContentFile(b"a"))
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    result = run("verify", "--storage", fs_storage.key, stderr=Terminal())
+    assert (result.code, result.err) == (0, "")
+    assert "Checked 1 remote file: 0 problems." in result.out
+
+
+# -- S3 (moto server) -------------------------------------------------------
+
+
+def test_verify_and_sync_remote_on_s3(s3_endpoint, s3_bucket, local_dir):
+    from storages.backends.s3 import S3Storage
+
+    remote = S3Storage(**services.s3_options(s3_endpoint, s3_bucket), location="media")
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("s3")
+    )
+    storage.save("docs/one.txt", ContentFile(b"one"))
+    remote.save("docs/two.txt", ContentFile(b"written by another app"))
+    remote.delete("docs/one.txt")
+
+    found = run("verify", "--json", "--storage", storage.key)
+    assert found.code == 1
+    assert [(p["name"], p["kind"]) for p in found.json()["problems"]] == [
+        ("docs/one.txt", "missing")
+    ]
+    assert run("verify", "--fix", "--storage", storage.key).code == 1
+    assert remote.exists("docs/one.txt")
+    assert run("verify", "--storage", storage.key).code == 0
+
+    doc = run("sync", "--remote", "--storage", storage.key, "--json").json()["storages"][0]
+    assert doc["seen_remote"] == 2
+    assert doc["recorded_remote"] == ["docs/two.txt"]
+    reserved = row(storage, "docs/two.txt")
+    assert (reserved.status, reserved.size) == (Status.REMOTE, 22)
+    assert storage.save("docs/two.txt", ContentFile(b"mine")) != "docs/two.txt"
+    with storage.open("docs/two.txt") as fh:
+        assert fh.read() == b"written by another app"
