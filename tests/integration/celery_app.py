@@ -75,8 +75,10 @@ def _task_started(task: Any = None, args: Any = None, **kwargs: Any) -> None:
 
 
 @celery_signals.task_postrun.connect
-def _task_done(task: Any = None, retval: Any = None, **kwargs: Any) -> None:
-    record("task_postrun", task=task.name, retval=retval, queue=_queue_of(task))
+def _task_done(task: Any = None, args: Any = None, retval: Any = None, **kwargs: Any) -> None:
+    record(
+        "task_postrun", task=task.name, args=list(args or ()), retval=retval, queue=_queue_of(task)
+    )
 
 
 @celery_signals.task_retry.connect

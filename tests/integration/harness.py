@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from storage_hooks import Status
 from storage_hooks.models import StoredFile
 
 from .broker import Broker
@@ -106,12 +107,26 @@ class Site:
         return ledger_row(self.deployment.key, name).status
 
     def wait_status(self, name: str, status: str, timeout: float = 30) -> None:
+        """Wait until the ledger says ``status``; for REMOTE, also until the
+        task that got it there has returned.
+
+        The ledger turns REMOTE before ``transferred`` is sent, and its
+        receivers (DeleteLocal among them) run after that, so a test that
+        stopped waiting at the status would race them.
+        """
         wait_for(
             lambda: self.status(name) == status,
             f"{name!r} to be {status} (it is {self.status(name)})",
             timeout,
             self.logs,
         )
+        if status == Status.REMOTE:
+            wait_for(
+                lambda: any(name in e["args"] for e in self.events("task_postrun", retval="done")),
+                f"the task that transferred {name!r} to return",
+                timeout,
+                self.logs,
+            )
 
     def events(self, event: str | None = None, **match: Any) -> list[dict[str, Any]]:
         return self.broker.events(event, **match)
