@@ -54,7 +54,9 @@ def make_sources(directory: Path, count: int, size: int) -> list[Path]:
     return paths
 
 
-def worker_specs(ctx: Context, count: int, tag: str, threads: int = 0) -> list[dict[str, object]]:
+def worker_specs(
+    ctx: Context, count: int, tag: str, threads: int = 0, extra_env: dict[str, str] | None = None
+) -> list[dict[str, object]]:
     return [
         {
             "threads": threads,
@@ -62,7 +64,11 @@ def worker_specs(ctx: Context, count: int, tag: str, threads: int = 0) -> list[d
             "app": "benchmarks.celery_app",
             "name": f"{tag}{i}@bench-{os.getpid()}",
             "queues": [QUEUE],
-            "env": {**ctx.env, "DJANGO_SETTINGS_MODULE": "benchmarks.settings"},
+            "env": {
+                **ctx.env,
+                "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
+                **(extra_env or {}),
+            },
         }
         for i in range(count)
     ]
@@ -107,13 +113,19 @@ def resume(workers: list[env.Worker]) -> float:
 
 
 def transfer_run(
-    ctx: Context, alias: str, sources: list[Path], workers: int, tag: str, threads: int = 0
+    ctx: Context,
+    alias: str,
+    sources: list[Path],
+    workers: int,
+    tag: str,
+    threads: int = 0,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[float, dict[str, int]]:
     """Seconds for ``workers`` to transfer ``sources``; also the first
     worker's idle and peak RSS during the run."""
     storage = storages[alias]
     assert isinstance(storage, QueuedStorage)
-    with env.workers(*worker_specs(ctx, workers, tag, threads)) as started:
+    with env.workers(*worker_specs(ctx, workers, tag, threads, extra_env)) as started:
         warm_up(storage, started, tag)
         save_all(storage, tag, sources)
         pid = started[0].pid
@@ -213,7 +225,16 @@ def small_files(ctx: Context) -> Section:
     sources = make_sources(ctx.scratch / "src-small", count, size)
     base = boto3_small(ctx, sources, "boto3-small")
     ours, _ = transfer_run(ctx, "queued", sources, 2, "small", threads=SMALL_THREADS)
-    ctx.measures["small"] = {"count": count, "seconds": ours}
+    only, _ = transfer_run(
+        ctx,
+        "queued",
+        sources,
+        2,
+        "small-only",
+        threads=SMALL_THREADS,
+        extra_env={"BENCH_CONDITIONAL_WRITES": "only"},
+    )
+    ctx.measures["small"] = {"count": count, "seconds": ours, "seconds_only": only}
     return Section(
         f"Transfer throughput, {count:,} files of 16 KiB, 2 worker processes "
         f"(--pool threads -c {SMALL_THREADS})",
@@ -224,8 +245,16 @@ def small_files(ctx: Context) -> Section:
                 f"{count / base:.0f} files/s",
                 base / ours,
                 (">=", 0.7),
-                note="ours per file: claim, HEAD (never overwrite), PUT, HEAD (size), "
-                "ledger update; baseline: one PUT",
-            )
+                note="ours per file: claim, HEAD (never overwrite), PUT with If-None-Match, "
+                "HEAD (size), ledger update; baseline: one PUT",
+            ),
+            Row(
+                'the same with CONDITIONAL_WRITES="only"',
+                f"{count / only:.0f} files/s",
+                f"{count / base:.0f} files/s",
+                base / only,
+                (">=", 0.7),
+                note="the If-None-Match PUT replaces the first HEAD",
+            ),
         ],
     )

@@ -84,7 +84,14 @@ STORAGES = {
     },
 }
 
-STORAGE_HOOKS = {"RUNNER": "celery", "QUEUE": QUEUE}
+STORAGE_HOOKS = {
+    "RUNNER": "celery",
+    "QUEUE": QUEUE,
+    # Workers of the "only" measurement get BENCH_CONDITIONAL_WRITES=only.
+    "CONDITIONAL_WRITES": {"only": "only", "0": False}.get(
+        _env.get("BENCH_CONDITIONAL_WRITES", ""), True
+    ),
+}
 CELERY_BROKER_URL = REDIS.format(_env.get("BENCH_REDIS_BROKER", "15"))
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TASK_IGNORE_RESULT = True

@@ -53,6 +53,14 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
                 id="storage_hooks.E005",
             )
         )
+    if not isinstance(conf.CONDITIONAL_WRITES, bool) and conf.CONDITIONAL_WRITES != "only":
+        errors.append(
+            checks.Error(
+                "STORAGE_HOOKS['CONDITIONAL_WRITES'] must be True, False or \"only\", not "
+                f"{conf.CONDITIONAL_WRITES!r}.",
+                id="storage_hooks.E005",
+            )
+        )
     if conf.DATABASE is not None and conf.DATABASE not in settings.DATABASES:
         errors.append(
             checks.Error(

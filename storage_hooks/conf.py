@@ -37,6 +37,11 @@ DEFAULTS: dict[str, Any] = {
     # when the entry expires.
     "MEMORY_SIZE": 10_000,
     "MEMORY_TIMEOUT": 30,
+    # S3 remotes: send "If-None-Match: *" so the remote refuses to overwrite
+    # a name another writer took meanwhile. True: header and existence check;
+    # "only": the header replaces the check (one request fewer per file;
+    # for servers known to honour it); False: existence check only.
+    "CONDITIONAL_WRITES": True,
     # Seconds without a ledger change after which `retry` re-queues a
     # QUEUED or TRANSFERRING file.
     "STUCK_AFTER": 900,

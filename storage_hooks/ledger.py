@@ -319,6 +319,14 @@ def mark_remote_write_started(row: StoredFile) -> None:
         row.remote_write_started = True
 
 
+def forget_remote_write(row: StoredFile) -> None:
+    """Undo :func:`mark_remote_write_started`: the write did not happen, and
+    the name on the remote may be another writer's."""
+    if row.remote_write_started:
+        rows(row.storage_key).filter(pk=row.pk).update(remote_write_started=False)
+        row.remote_write_started = False
+
+
 def mark_remote(row: StoredFile) -> bool:
     return _finish(row, status=Status.REMOTE, last_error="", transferred_at=timezone.now())
 

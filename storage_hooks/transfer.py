@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 
-from . import ledger, signals
+from . import conditional, ledger, signals
 from .conf import conf
 from .exceptions import (
     FinalTransferError,
@@ -104,8 +104,11 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> None:
         ) from None
     except SuspiciousFileOperation as exc:
         raise FinalTransferError(str(exc)) from None
+    # With the remote refusing to overwrite (conditional.py), the existence
+    # check is only needed before replacing a copy of an earlier attempt.
+    check_first = row.remote_write_started or not conditional.replaces_existence_check(remote)
     with source:
-        if remote.exists(name):
+        if check_first and remote.exists(name):
             if _same_file(storage, row):
                 return  # a copy that was finished but not recorded
             if not row.remote_write_started:
@@ -117,9 +120,7 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> None:
             remote.delete(name)  # the unfinished copy of one of our earlier attempts
         ledger.mark_remote_write_started(row)
         sent = HashingFile(source, name)
-        # _save, not save: save() would pick another name if this one is
-        # taken, and the copy must have exactly the same name.
-        saved = remote._save(name, sent)  # type: ignore[attr-defined]
+        saved = _write(storage, row, sent)
     if saved != name:
         # The remote picks another name only when the name is taken at the
         # moment of writing: another writer got there first.
@@ -138,6 +139,47 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> None:
     size = remote.size(name)
     if size != row.size:
         raise VerificationError(f"The remote copy of {name!r} has {size} bytes, not {row.size}.")
+
+
+def _write(storage: QueuedStorage, row: StoredFile, content: File) -> str:
+    """Write ``content`` to the remote under ``row.name``, refused by the
+    remote if the name is taken meanwhile (where it can refuse)."""
+    name, remote = row.name, storage.remote
+    condition = conditional.Exclusive(None)
+    try:
+        with conditional.exclusive(remote, name) as condition:
+            # _save, not save: save() would pick another name if this one is
+            # taken, and the copy must have exactly the same name.
+            saved: str = remote._save(name, content)  # type: ignore[attr-defined]
+    except Exception as exc:
+        if not condition:
+            raise
+        if conditional.name_taken(exc):
+            # Nothing of ours was written: the name is another writer's.
+            ledger.forget_remote_write(row)
+            if _same_file(storage, row):
+                return name  # the same bytes: nothing to overwrite
+            raise NameConflict(
+                f"The remote already holds a different file named {name!r} (another writer "
+                "created it), and refused to overwrite it. The local copy is kept. "
+                "Rename one of them, or delete the remote one, then transfer it again."
+            ) from exc
+        if conditional.not_supported(exc):
+            ledger.forget_remote_write(row)
+            raise FinalTransferError(
+                f"The remote does not implement conditional writes (If-None-Match), so "
+                f"{name!r} was not written. Set STORAGE_HOOKS['CONDITIONAL_WRITES'] = False "
+                "and retry the transfer."
+            ) from exc
+        raise
+    if condition and not condition.applied:
+        signals.logger.warning(
+            "The conditional write of %r was not applied: django-storages wrote it under "
+            "another key than %r expected.",
+            name,
+            condition.target,
+        )
+    return saved
 
 
 def _same_file(storage: QueuedStorage, row: StoredFile) -> bool:

@@ -1,0 +1,301 @@
+"""Conditional writes to S3 (storage_hooks.conditional), on moto's S3 server.
+
+The race these tests cause is real: another client writes the object on
+the same server between the transfer's existence check and its upload.
+Only the moment is arranged (a botocore event on our client fires the other
+writer just before our request leaves), as that timing cannot be had
+otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.awsrequest import AWSResponse
+from django.core.checks import run_checks
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
+
+from storage_hooks import Status, conditional, signals
+from storage_hooks.exceptions import FinalTransferError, NameConflict
+from storage_hooks.models import StoredFile
+from storage_hooks.storage import QueuedStorage
+
+from . import services
+from .conftest import make_s3, unique_key
+from .testapp.storages import recording
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MIB = 1024 * 1024
+
+
+class Setter:
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self(RUNNER="immediate", RETRIES=1)
+
+    def __call__(self, **changes: Any) -> None:
+        # A new dict, so that setting_changed tells the library.
+        self.settings.STORAGE_HOOKS = {**getattr(self.settings, "STORAGE_HOOKS", {}), **changes}
+
+
+@pytest.fixture
+def immediate(settings: Any) -> Setter:
+    return Setter(settings)
+
+
+@pytest.fixture
+def remote(s3_endpoint: str, s3_bucket: str) -> Any:
+    return make_s3(s3_endpoint, s3_bucket)
+
+
+@pytest.fixture
+def storage(local_dir: Path, remote: Any) -> QueuedStorage:
+    return QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("cw")
+    )
+
+
+def row(storage: QueuedStorage, name: str) -> StoredFile:
+    return StoredFile.objects.get(storage_key=storage.key, name=name)
+
+
+def remote_bytes(endpoint: str, bucket: str, name: str) -> bytes:
+    body = services.s3_client(endpoint).get_object(Bucket=bucket, Key=name)["Body"]
+    return body.read()  # type: ignore[no-any-return]
+
+
+@contextmanager
+def requests_of(remote: Any) -> Iterator[list[str]]:
+    """The S3 operations our client sends while the block runs."""
+    sent: list[str] = []
+
+    def count(model: Any, **kwargs: Any) -> None:
+        sent.append(model.name)
+
+    events = remote.bucket.meta.client.meta.events
+    events.register("before-call.s3", count, unique_id="test-count")
+    try:
+        yield sent
+    finally:
+        events.unregister("before-call.s3", unique_id="test-count")
+
+
+@contextmanager
+def another_writer_first(remote: Any, operation: str, key: str, data: bytes) -> Iterator[None]:
+    """Just before our client sends ``operation``, another client puts
+    ``data`` under ``key`` on the same server."""
+    other = services.s3_client(remote.endpoint_url)
+
+    def race(**kwargs: Any) -> None:
+        if not other.list_objects_v2(Bucket=remote.bucket_name, Prefix=key).get("KeyCount"):
+            other.put_object(Bucket=remote.bucket_name, Key=key, Body=data)
+
+    events = remote.bucket.meta.client.meta.events
+    events.register(f"before-send.s3.{operation}", race, unique_id="test-race")
+    try:
+        yield
+    finally:
+        events.unregister(f"before-send.s3.{operation}", unique_id="test-race")
+
+
+def test_s3_remotes_take_the_condition_and_others_do_not(
+    storage: QueuedStorage, local_dir: Path, immediate: Setter
+) -> None:
+    assert conditional.supported(storage.remote)
+    assert not conditional.supported(FileSystemStorage(location=local_dir))
+    immediate(CONDITIONAL_WRITES=False)
+    assert not conditional.supported(storage.remote)
+
+
+def test_a_foreign_write_in_the_race_window_is_refused(
+    storage: QueuedStorage, remote: Any, immediate: Setter
+) -> None:
+    with (
+        another_writer_first(remote, "PutObject", "race.txt", b"theirs"),
+        recording(storage, signals.transfer_failed) as events,
+    ):
+        name = storage.save("race.txt", ContentFile(b"ours"))
+
+    assert name == "race.txt"
+    assert [(kw["attempt"], kw["will_retry"]) for _, kw in events] == [(1, False)]
+    assert isinstance(events[0][1]["exception"], NameConflict)
+    assert remote_bytes(remote.endpoint_url, remote.bucket_name, name) == b"theirs"
+    ledger_row = row(storage, name)
+    assert ledger_row.status == Status.FAILED
+    # The name is not ours: a later retry must not replace the object.
+    assert ledger_row.remote_write_started is False
+    with storage.open(name, "rb") as fh:
+        assert fh.read() == b"ours"
+
+
+def test_without_the_condition_the_same_race_overwrites(
+    storage: QueuedStorage, remote: Any, immediate: Setter
+) -> None:
+    """What the header prevents (and proof that the race above is real)."""
+    immediate(CONDITIONAL_WRITES=False)
+    with another_writer_first(remote, "PutObject", "race.txt", b"theirs"):
+        name = storage.save("race.txt", ContentFile(b"ours"))
+    assert storage.status(name) == Status.REMOTE
+    assert remote_bytes(remote.endpoint_url, remote.bucket_name, name) == b"ours"
+
+
+def test_a_multipart_upload_is_refused_at_completion(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter
+) -> None:
+    remote = make_s3(s3_endpoint, s3_bucket)
+    remote.transfer_config = TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=2
+    )
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("cw")
+    )
+    data = b"m" * (11 * MIB)
+    with (
+        requests_of(remote) as sent,
+        another_writer_first(remote, "CompleteMultipartUpload", "big.bin", b"theirs"),
+    ):
+        name = storage.save("big.bin", ContentFile(data))
+
+    assert "UploadPart" in sent  # it really went multipart
+    assert storage.status(name) == Status.FAILED
+    assert row(storage, name).last_error.startswith("NameConflict:")
+    assert remote_bytes(s3_endpoint, s3_bucket, name) == b"theirs"
+    assert (local_dir / name).stat().st_size == len(data)
+
+
+def test_only_mode_skips_the_existence_check(
+    storage: QueuedStorage, remote: Any, immediate: Setter
+) -> None:
+    immediate(CONDITIONAL_WRITES="only")
+    with requests_of(remote) as sent:
+        name = storage.save("one.txt", ContentFile(b"one"))
+    assert storage.status(name) == Status.REMOTE
+    assert sent == ["PutObject", "HeadObject"]  # the write, then the size check
+
+
+def test_the_default_keeps_the_existence_check(
+    storage: QueuedStorage, remote: Any, immediate: Setter
+) -> None:
+    with requests_of(remote) as sent:
+        name = storage.save("one.txt", ContentFile(b"one"))
+    assert storage.status(name) == Status.REMOTE
+    assert sent == ["HeadObject", "PutObject", "HeadObject"]
+
+
+def test_only_mode_still_never_overwrites_a_foreign_file(
+    storage: QueuedStorage, remote: Any, immediate: Setter
+) -> None:
+    immediate(CONDITIONAL_WRITES="only")
+    remote.save("taken.txt", ContentFile(b"theirs!"))
+    with recording(storage, signals.transfer_failed) as events:
+        name = storage.save("taken.txt", ContentFile(b"ours!!!"))
+    assert [(kw["attempt"], kw["will_retry"]) for _, kw in events] == [(1, False)]
+    assert isinstance(events[0][1]["exception"], NameConflict)
+    assert remote_bytes(remote.endpoint_url, remote.bucket_name, name) == b"theirs!"
+
+    # The operator's retry meets the same refusal: the object is not ours.
+    storage.transfer(name)
+    assert storage.status(name) == Status.FAILED
+    assert remote_bytes(remote.endpoint_url, remote.bucket_name, name) == b"theirs!"
+
+
+def test_only_mode_adopts_an_identical_remote_copy(
+    storage: QueuedStorage, remote: Any, immediate: Setter
+) -> None:
+    immediate(CONDITIONAL_WRITES="only")
+    remote.save("same.txt", ContentFile(b"same bytes"))
+    name = storage.save("same.txt", ContentFile(b"same bytes"))
+    assert storage.status(name) == Status.REMOTE
+    assert row(storage, name).attempts == 1
+
+
+def test_a_retry_replaces_its_own_copy_under_the_condition(
+    local_dir: Path, remote: Any, settings: Any
+) -> None:
+    """Attempt 1 writes, then fails verification (the local file changed);
+    attempt 2 deletes its own copy and writes again, conditionally."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0, "CONDITIONAL_WRITES": "only"}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, delayed=True, key=unique_key()
+    )
+    name = storage.save("edit.txt", ContentFile(b"original"))
+    (local_dir / name).write_bytes(b"tampered")
+    storage.transfer(name)
+    assert storage.status(name) == Status.FAILED
+    assert row(storage, name).remote_write_started is True
+
+    (local_dir / name).write_bytes(b"original")
+    with requests_of(remote) as sent:
+        storage.transfer(name)
+    assert storage.status(name) == Status.REMOTE
+    assert remote_bytes(remote.endpoint_url, remote.bucket_name, name) == b"original"
+    # Same size, so it compares the bytes before deleting its own copy.
+    assert "GetObject" in sent
+    assert sent.index("GetObject") < sent.index("DeleteObject") < sent.index("PutObject")
+
+
+def test_a_server_without_conditional_writes_gets_a_clear_final_error(
+    storage: QueuedStorage, remote: Any, immediate: Setter
+) -> None:
+    """Such a server answers 501 NotImplemented; moto implements the
+    feature, so the answer is made up at the transport."""
+
+    def not_implemented(request: Any, **kwargs: Any) -> AWSResponse | None:
+        if "If-None-Match" not in request.headers:
+            return None
+        body = (
+            b"<Error><Code>NotImplemented</Code><Message>A header you provided implies "
+            b"functionality that is not implemented</Message></Error>"
+        )
+
+        class Raw:
+            def stream(self, **kwargs: Any) -> Iterator[bytes]:
+                yield body
+
+        return AWSResponse(request.url, 501, {}, Raw())
+
+    events = remote.bucket.meta.client.meta.events
+    events.register("before-send.s3.PutObject", not_implemented, unique_id="test-501")
+    try:
+        with recording(storage, signals.transfer_failed) as failed:
+            name = storage.save("old-server.txt", ContentFile(b"data"))
+    finally:
+        events.unregister("before-send.s3.PutObject", unique_id="test-501")
+
+    (event,) = failed
+    assert isinstance(event[1]["exception"], FinalTransferError)
+    assert "CONDITIONAL_WRITES" in str(event[1]["exception"])
+    assert row(storage, name).remote_write_started is False
+    assert storage.status(name) == Status.FAILED
+
+    immediate(CONDITIONAL_WRITES=False)
+    storage.transfer(name)
+    assert storage.status(name) == Status.REMOTE
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_bad_setting_value_is_a_check_error(settings: Any, value: Any) -> None:
+    settings.STORAGE_HOOKS = {"CONDITIONAL_WRITES": value}
+    errors = [e for e in run_checks() if "CONDITIONAL_WRITES" in e.msg]
+    assert [e.id for e in errors] == ["storage_hooks.E005"]
+
+
+def test_the_condition_follows_the_storages_location(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter
+) -> None:
+    remote = make_s3(s3_endpoint, s3_bucket)
+    remote.location = "media"
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("cw")
+    )
+    with another_writer_first(remote, "PutObject", "media/race.txt", b"theirs"):
+        name = storage.save("race.txt", ContentFile(b"ours"))
+    assert storage.status(name) == Status.FAILED
+    assert remote_bytes(s3_endpoint, s3_bucket, "media/race.txt") == b"theirs"
