@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from importlib.util import find_spec
 
 SECRET_KEY = "tests-only"
 USE_TZ = True
@@ -11,6 +12,10 @@ INSTALLED_APPS = [
     "storage_hooks",
     "tests.testapp",
 ]
+# A Tasks backend with a real queue and worker (tests/integration), for the
+# django.tasks runner: needs Django 6's django.tasks.
+if find_spec("django.tasks") and find_spec("django_tasks_db"):
+    INSTALLED_APPS.append("django_tasks_db")
 DATABASES: dict[str, dict[str, object]] = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
 }

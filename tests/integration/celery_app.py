@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from celery import Celery
 from celery import signals as celery_signals
+from django.dispatch import receiver
 
 from storage_hooks import signals
 
@@ -79,6 +80,25 @@ def _task_done(task: Any = None, args: Any = None, retval: Any = None, **kwargs:
     record(
         "task_postrun", task=task.name, args=list(args or ()), retval=retval, queue=_queue_of(task)
     )
+
+
+try:
+    from django.tasks.signals import task_finished
+except ImportError:  # Django < 6.0
+    pass
+else:
+    # The db_worker of django.tasks loads these settings too: its tasks are
+    # recorded like Celery's.
+    @receiver(task_finished)
+    def _django_task_done(sender: Any, task_result: Any, **kwargs: Any) -> None:
+        retval = task_result.return_value if task_result.status == "SUCCESSFUL" else None
+        record(
+            "task_postrun",
+            task=task_result.task.module_path,
+            args=list(task_result.args),
+            retval=retval,
+            queue=task_result.task.queue_name,
+        )
 
 
 @celery_signals.task_retry.connect

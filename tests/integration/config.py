@@ -45,6 +45,9 @@ class Deployment:
     hostname: str = ""
     #: Bytes per second the worker reads local files at (0: no limit).
     throttle: int = 0
+    #: "celery" (workers on Redis) or "tasks" (django.tasks on the
+    #: database backend of django-tasks-db, its db_worker as the worker).
+    runner: str = "celery"
 
     def replace(self, **changes: Any) -> Deployment:
         return dataclasses.replace(self, **changes)
@@ -107,7 +110,7 @@ class Deployment:
 
     def storage_hooks(self) -> dict[str, Any]:
         return {
-            "RUNNER": "celery",
+            "RUNNER": self.runner,
             "QUEUE": self.queue,
             "RETRIES": self.retries,
             "RETRY_DELAY": self.retry_delay,
@@ -118,6 +121,10 @@ class Deployment:
             "HOST_QUEUES": self.host_queues,
             "HOSTNAME": self.hostname or None,
         }
+
+    def tasks(self) -> dict[str, Any]:
+        """TASKS of both processes: the database backend, this queue."""
+        return {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": [self.queue]}}
 
     def celery(self) -> dict[str, Any]:
         """Celery configuration (lower-case names) of both processes."""

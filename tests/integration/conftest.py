@@ -75,6 +75,7 @@ def integration_db(token: str, django_db_blocker: Any) -> Iterator[str]:
     import psycopg
     from django.core.management import call_command
     from django.db import connections
+    from django.test import override_settings
 
     prefix = "test_storage_hooks_celery_"
     name = prefix + token
@@ -92,7 +93,10 @@ def integration_db(token: str, django_db_blocker: Any) -> Iterator[str]:
         ALIAS
     ]
     try:
-        with django_db_blocker.unblock():
+        with (
+            django_db_blocker.unblock(),
+            override_settings(DATABASE_ROUTERS=["tests.integration.harness.TasksRouter"]),
+        ):
             call_command("migrate", database=ALIAS, verbosity=0, interactive=False)
         yield name
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,12 @@ from storage_hooks.models import StoredFile
 
 from .broker import Broker
 from .config import Deployment
-from .workers import ROOT, Worker, wait_for, worker_env
+from .workers import ROOT, DBWorker, Worker, wait_for, worker_env
 
 #: The database alias of the shared PostgreSQL database in the test process.
 ALIAS = "integration"
 
-__all__ = ["ALIAS", "Site", "ledger_row", "wait_for"]
+__all__ = ["ALIAS", "Site", "bucket_comes_late", "ledger_row", "wait_for"]
 
 
 def ledger_row(key: str, name: str) -> StoredFile:
@@ -59,6 +60,10 @@ class Site:
         close_shared_cache()
         Path(dep.local_dir).mkdir(parents=True, exist_ok=True)
         self.settings.STORAGE_HOOKS = {**dep.storage_hooks(), "DATABASE": ALIAS}
+        if dep.runner == "tasks":
+            # Tasks are rows of the shared database, where the db_worker looks.
+            self.settings.TASKS = dep.tasks()
+            self.settings.DATABASE_ROUTERS = [f"{__name__}.TasksRouter"]
         self.settings.CACHES = {
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
             "shared": dep.cache(),
@@ -160,6 +165,20 @@ class Site:
             self.wait_ready(*started)
         return started
 
+    def start_db_worker(self) -> DBWorker:
+        """Start django-tasks-db's ``db_worker`` on the deployment's queue
+        (configure ``runner="tasks"`` first)."""
+        assert self.deployment.runner == "tasks", "configure(runner='tasks') first"
+        number = len(self.workers) + 1
+        worker = DBWorker(
+            self.deployment,
+            [self.deployment.queue],
+            nodename=f"db{number}-{self.deployment.token}@localhost",
+            log=self.workdir / f"worker{number}.log",
+        )
+        self.workers.append(worker)
+        return worker
+
     def wait_ready(self, *workers: Worker) -> None:
         """Return once every one of ``workers`` consumes its queues."""
         for worker in workers:
@@ -209,6 +228,36 @@ class Site:
         StoredFile.objects.using(ALIAS).filter(storage_key=self.deployment.key).delete()
         self.broker.client.delete(self.deployment.events_key)
         close_shared_cache()
+
+
+def bucket_comes_late(site: Site, save: Callable[[], str]) -> str:
+    """Save with the bucket missing (``RETRY_DELAY`` 0.4 s), create the
+    bucket after two failed attempts, and check that the file arrived with
+    growing, jittered waits between attempts. Returns the name."""
+    site.configure(bucket=site.deployment.bucket + "-later", retry_delay=0.4, retry_delay_max=5)
+    name = save()
+    wait_for(lambda: len(site.events("transfer_failed")) >= 2, "two failures", on_timeout=site.logs)
+    site.create_bucket()
+    site.wait_status(name, Status.REMOTE)
+
+    failed = {e["attempt"]: e for e in site.events("transfer_failed")}
+    started = {e["attempt"]: e for e in site.events("transfer_started")}
+    assert all(e["will_retry"] for e in failed.values())
+    assert started[2]["at"] - failed[1]["at"] >= 0.2
+    assert started[3]["at"] - failed[2]["at"] >= 0.4
+    assert [e["name"] for e in site.events("transferred")] == [name]
+    assert ledger_row(site.deployment.key, name).attempts == len(failed) + 1
+    return name
+
+
+class TasksRouter:
+    """Sends django-tasks-db's rows to the shared database (also those its
+    data migrations write, which name no database)."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return ALIAS if model._meta.app_label == "django_tasks_database" else None
+
+    db_for_write = db_for_read
 
 
 def close_shared_cache() -> None:

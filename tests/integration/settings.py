@@ -34,6 +34,8 @@ STORAGES = {
     },
 }
 STORAGE_HOOKS = _deployment.storage_hooks()
+if _deployment.runner == "tasks":
+    TASKS = _deployment.tasks()
 # Celery reads these through app.config_from_object(..., namespace="CELERY").
 for _name, _value in _deployment.celery().items():
     globals()[f"CELERY_{_name.upper()}"] = _value

@@ -1,4 +1,5 @@
-"""Celery worker processes of the integration tests, and waiting for them."""
+"""Worker processes of the integration tests (Celery's, and the db_worker of
+Django's Tasks framework), and waiting for them."""
 
 from __future__ import annotations
 
@@ -53,7 +54,19 @@ class Worker:
         self.nodename = nodename
         self.log_path = log
         env = worker_env(deployment)
-        command = [
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+
+    def command(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "celery",
@@ -62,24 +75,14 @@ class Worker:
             "worker",
             "--pool=solo",
             "--queues",
-            ",".join(queues),
+            ",".join(self.queues),
             "--hostname",
-            nodename,
+            self.nodename,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
             "--loglevel=INFO",
         ]
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
 
     @property
     def pid(self) -> int:
@@ -110,3 +113,26 @@ class Worker:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+class DBWorker(Worker):
+    """One ``manage.py db_worker`` process of django-tasks-db: the worker of
+    Django's Tasks framework on the database backend."""
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "django",
+            "db_worker",
+            "--queue-name",
+            ",".join(self.queues),
+            "--interval",
+            "0.05",
+            "--no-startup-delay",
+            "--no-reload",
+            "--worker-id",
+            self.nodename.partition("@")[0],
+            "--verbosity",
+            "2",
+        ]
