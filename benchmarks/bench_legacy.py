@@ -73,7 +73,7 @@ def run(ctx: Context) -> Section:
             if (ctx.scratch / sub).is_dir() and option.strip("-") in ctx.measures:
                 cmd += [option, str(ctx.scratch / sub)]
         # It transfers about one file a second here: a sample of the small files.
-        cmd += ["--small-count", str(ctx.size(1000, 60))]
+        cmd += ["--small-count", str(ctx.size(300, 60))]
         environ = {
             **os.environ,
             "BENCH_DIR": str(ctx.scratch / "dqs"),
