@@ -210,6 +210,19 @@ def knows(key: str, name: str) -> bool:
     return rows(key).filter(name=name).exists()
 
 
+def derivatives(key: str, source: str) -> dict[str, str]:
+    """``{variant: name}`` of the derivatives recorded for ``source``."""
+    found = rows(key).filter(derived_from=source).values_list("variant", "name")
+    return dict(found)
+
+
+def source_of(key: str, name: str) -> str | None:
+    """The name ``name`` was derived from, or None for an original (or an
+    unknown name)."""
+    found = rows(key).filter(name=name).values_list("derived_from", flat=True).first()
+    return found or None
+
+
 def inserts_if_absent() -> bool:
     """Whether the ledger's database can insert a row unless its name is
     taken, in one statement (PostgreSQL and SQLite: ON CONFLICT DO NOTHING).
@@ -218,7 +231,14 @@ def inserts_if_absent() -> bool:
 
 
 def insert_if_absent(
-    key: str, name: str, *, status: Status, size: int, checksum: str, host: str
+    key: str,
+    name: str,
+    *,
+    status: Status,
+    size: int,
+    checksum: str,
+    host: str,
+    **extra: Any,
 ) -> bool:
     """Record a file just written locally, unless the ledger already knows
     the name: True if recorded. One round trip, no error inside the
@@ -235,6 +255,7 @@ def insert_if_absent(
         "host": host,
         "created_at": now,
         "updated_at": now,
+        **extra,
     }
     fields = [f for f in stored._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
@@ -256,11 +277,24 @@ def insert_if_absent(
 
 
 def record_saved(
-    key: str, name: str, *, status: Status, size: int, checksum: str, host: str
+    key: str,
+    name: str,
+    *,
+    status: Status,
+    size: int,
+    checksum: str,
+    host: str,
+    **extra: Any,
 ) -> StoredFile:
     """Record a file just written locally (inside the caller's transaction)."""
     row = rows(key).create(
-        storage_key=key, name=name, status=status, size=size, checksum=checksum, host=host
+        storage_key=key,
+        name=name,
+        status=status,
+        size=size,
+        checksum=checksum,
+        host=host,
+        **extra,
     )
     remember_on_commit(key, name, status)
     return row

@@ -11,15 +11,25 @@ from django.db import models
 from .localfiles import NAME_MAX_LENGTH
 from .status import Status
 
+#: The longest storage key the ledger can hold (``manage.py check`` refuses
+#: longer ones: storage_hooks.E008).
+KEY_MAX_LENGTH = 100
+
 
 class StoredFile(models.Model):
-    storage_key = models.CharField(max_length=100)
+    storage_key = models.CharField(max_length=KEY_MAX_LENGTH)
     name = models.CharField(max_length=NAME_MAX_LENGTH)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.LOCAL)
     size = models.BigIntegerField(null=True, blank=True)
     checksum = models.CharField("SHA-256", max_length=64, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    failure = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The kind of the last failure (conflict, rejected, verification, ...): "
+        "what a visitor may be told; last_error has the details.",
+    )
     host = models.CharField(
         max_length=255, blank=True, help_text="The host that saved the file locally."
     )
@@ -31,13 +41,33 @@ class StoredFile(models.Model):
         help_text="An attempt began writing the file to the remote, so a file found there "
         "under its name may be that attempt's unfinished copy (and may be replaced).",
     )
+    remote_etag = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="What identifies the copy this library wrote to the remote (S3: its ETag), "
+        "so that only that copy is ever deleted.",
+    )
+    preprocessed = models.BooleanField(
+        default=False,
+        help_text="The storage's preprocessors ran on the file (they do not run again).",
+    )
+    derived_from = models.CharField(
+        max_length=NAME_MAX_LENGTH,
+        blank=True,
+        help_text="For a derivative (a thumbnail), the name of the file it was made from.",
+    )
+    variant = models.CharField(
+        max_length=64, blank=True, help_text="For a derivative, which one (a thumbnail's label)."
+    )
 
     class Meta:
         verbose_name = "stored file"
         constraints = [
             models.UniqueConstraint(fields=["storage_key", "name"], name="storage_hooks_key_name")
         ]
-        indexes = [models.Index(fields=["status", "updated_at"], name="storage_hooks_status_upd")]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="storage_hooks_status_upd"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.storage_key}:{self.name} ({self.status})"

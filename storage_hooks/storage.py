@@ -188,7 +188,37 @@ class QueuedStorage(Storage):
         name = self.get_available_name(check_name(str(name)), max_length=max_length)
         return check_name(self._save(name, content, max_length=max_length))
 
-    def _save(self, name: str, content: Any, max_length: int | None = None) -> str:
+    def save_derivative(
+        self, source: str, name: str, content: Any, *, variant: str, max_length: int | None = None
+    ) -> str:
+        """Save ``content`` as a derivative of the file ``source`` (a
+        thumbnail, for one) under ``name`` or, if that is taken, another free
+        name; the ledger records which file it derives from and which
+        ``variant`` it is, so it is never taken for an upload (nor an upload
+        for it). Returns the name saved; queued like any saved file."""
+        check_name(source)
+        if not hasattr(content, "chunks"):
+            content = File(content, name)
+        name = self.get_available_name(check_name(str(name)), max_length=max_length)
+        derived = {"derived_from": source, "variant": variant}
+        return check_name(self._save(name, content, max_length=max_length, derived=derived))
+
+    def derivatives(self, source: str) -> dict[str, str]:
+        """``{variant: name}`` of the derivatives recorded for ``source``."""
+        return ledger.derivatives(self.key, check_name(source))
+
+    def source_of(self, name: str) -> str | None:
+        """The name of the file ``name`` was derived from; None for an
+        original or an unknown name."""
+        return ledger.source_of(self.key, check_name(name))
+
+    def _save(
+        self,
+        name: str,
+        content: Any,
+        max_length: int | None = None,
+        derived: dict[str, str] | None = None,
+    ) -> str:
         check_name(name)
         check_inside_root(self.local, name)  # never write through a symlink
         self.hooks  # noqa: B018  (connect hooks before the first signal)
@@ -202,13 +232,15 @@ class QueuedStorage(Storage):
             checksum = source.hexdigest() or sha256_of(self.local, name)
             size = source.bytes_read if source.hexdigest() else self.local.size(name)
         limit = min(max_length or NAME_MAX_LENGTH, NAME_MAX_LENGTH)
-        name = self._record(name, size, checksum, limit)
+        name = self._record(name, size, checksum, limit, derived or {})
         signals.send_robust(signals.saved_locally, self, name=name, size=size, checksum=checksum)
         if not self.delayed:
             self._enqueue_on_commit(name)
         return name
 
-    def _record(self, name: str, size: int, checksum: str, limit: int) -> str:
+    def _record(
+        self, name: str, size: int, checksum: str, limit: int, derived: dict[str, str]
+    ) -> str:
         """Record the local copy in the ledger; move it to another name if
         the ledger already knows this one (a file whose local copy was
         deleted after its transfer). Returns the name recorded."""
@@ -219,7 +251,13 @@ class QueuedStorage(Storage):
                 # No savepoint (two round trips per save) for a conflict
                 # that only two saves racing for one name can cause.
                 ledger.record_saved(
-                    self.key, name, status=status, size=size, checksum=checksum, host=host
+                    self.key,
+                    name,
+                    status=status,
+                    size=size,
+                    checksum=checksum,
+                    host=host,
+                    **derived,
                 )
             except IntegrityError:
                 self.local.delete(name)
@@ -230,7 +268,13 @@ class QueuedStorage(Storage):
             return name
         for _ in range(5):
             if ledger.insert_if_absent(
-                self.key, name, status=status, size=size, checksum=checksum, host=host
+                self.key,
+                name,
+                status=status,
+                size=size,
+                checksum=checksum,
+                host=host,
+                **derived,
             ):
                 return name
             free = free_name(

@@ -145,6 +145,8 @@ def test_status_counts_per_key_and_oldest_pending(fs_storage, other):
         "transferring": 0,
         "remote": 1,
         "failed": 0,
+        "deleting": 0,
+        "lost": 0,
     }
     assert mine["total"] == 3
     assert mine["oldest_pending"]["name"] == "older.txt"
