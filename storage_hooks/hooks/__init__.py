@@ -9,9 +9,10 @@ from django.utils.module_loading import import_string
 
 from .base import Hook
 from .delete_local import DeleteLocal
+from .preprocess import Preprocess
 from .thumbnails import Thumbnails
 
-__all__ = ["DeleteLocal", "Hook", "Thumbnails", "resolve_hook"]
+__all__ = ["DeleteLocal", "Hook", "Preprocess", "Thumbnails", "resolve_hook"]
 
 
 def resolve_hook(spec: Any) -> Any:
