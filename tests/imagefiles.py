@@ -35,7 +35,9 @@ def encoded(image: Image.Image, fmt: str, **options: Any) -> bytes:
     return out.getvalue()
 
 
-def image_bytes(size: tuple[int, int], fmt: str, mode: str = "RGB", colour: Any = "orange") -> bytes:
+def image_bytes(
+    size: tuple[int, int], fmt: str, mode: str = "RGB", colour: Any = "orange"
+) -> bytes:
     return encoded(Image.new(mode, size, colour), fmt)
 
 

@@ -144,7 +144,7 @@ def describe(exc: BaseException, *paths: str | None) -> str:
     for path in sorted({p for p in paths if p}, key=len, reverse=True):
         text = text.replace(path, "…")
     # Any other absolute path (a temporary file, a plugin's command line).
-    return re.sub(r"(?<![\w.])" + re.escape(os.sep) + r"[^\s'\"<>:]+", "…", text)
+    return re.sub(r"(?<![\w.…])" + re.escape(os.sep) + r"[^\s'\"<>:]+", "…", text)
 
 
 def local_paths(storage: object, file: object) -> tuple[str | None, str | None]:
