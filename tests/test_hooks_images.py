@@ -74,9 +74,11 @@ def test_an_allowed_image_opens_undecoded() -> None:
 
 def test_a_format_outside_the_allowlist_is_not_even_identified() -> None:
     data = image_bytes((40, 30), "GIF")
-    with pytest.raises(UnidentifiedImageError):
-        with open_image(io.BytesIO(data), formats=("JPEG", "PNG")):
-            pytest.fail("a GIF was opened")
+    with (
+        pytest.raises(UnidentifiedImageError),
+        open_image(io.BytesIO(data), formats=("JPEG", "PNG")),
+    ):
+        pytest.fail("a GIF was opened")
 
 
 def test_postscript_is_never_handed_to_ghostscript(
@@ -86,14 +88,18 @@ def test_postscript_is_never_handed_to_ghostscript(
     fake_ghostscript(tmp_path / "bin", marker)
     monkeypatch.setenv("PATH", path_with(tmp_path / "bin"))
     monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)  # look for gs again
-    with pytest.raises(UnidentifiedImageError):
-        with open_image(io.BytesIO(EPS), formats=DEFAULT_FORMATS):
-            pytest.fail("an EPS was opened")
+    with (
+        pytest.raises(UnidentifiedImageError),
+        open_image(io.BytesIO(EPS), formats=DEFAULT_FORMATS),
+    ):
+        pytest.fail("an EPS was opened")
     assert not marker.exists()
     # The control: Pillow left to itself runs the fake Ghostscript.
-    with pytest.raises((OSError, subprocess.CalledProcessError)):
-        with Image.open(io.BytesIO(EPS)) as image:
-            image.load()
+    with (
+        pytest.raises((OSError, subprocess.CalledProcessError)),
+        Image.open(io.BytesIO(EPS)) as image,
+    ):
+        image.load()
     assert marker.exists()
 
 
@@ -106,18 +112,22 @@ def test_postscript_is_never_handed_to_ghostscript(
 )
 def test_an_image_over_the_budget_is_refused_before_decoding(width: int, height: int) -> None:
     data = png_header_only(width, height)
-    with pytest.raises(UnsafeImage, match="refused before decoding"):
-        with open_image(io.BytesIO(data), formats=DEFAULT_FORMATS):
-            pytest.fail("the caller was given an image to decode")
+    with (
+        pytest.raises(UnsafeImage, match="refused before decoding"),
+        open_image(io.BytesIO(data), formats=DEFAULT_FORMATS),
+    ):
+        pytest.fail("the caller was given an image to decode")
 
 
 def test_the_warning_band_is_refused_where_warnings_are_only_shown() -> None:
     data = png_header_only(11_000, 11_000)
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
-        with pytest.raises(UnsafeImage, match="11000x11000 is 121000000 pixels, over the budget"):
-            with open_image(io.BytesIO(data), formats=DEFAULT_FORMATS):
-                pytest.fail("the caller was given an image to decode")
+        with (
+            pytest.raises(UnsafeImage, match="11000x11000 is 121000000 pixels, over the budget"),
+            open_image(io.BytesIO(data), formats=DEFAULT_FORMATS),
+        ):
+            pytest.fail("the caller was given an image to decode")
     assert [w.category for w in shown] == [Image.DecompressionBombWarning]
 
 
@@ -125,9 +135,11 @@ def test_a_budget_of_its_own() -> None:
     data = image_bytes((100, 100), "PNG")
     with open_image(io.BytesIO(data), formats=DEFAULT_FORMATS, max_pixels=10_000) as image:
         assert image.size == (100, 100)
-    with pytest.raises(UnsafeImage, match="100x100 is 10000 pixels, over the budget of 9999"):
-        with open_image(io.BytesIO(data), formats=DEFAULT_FORMATS, max_pixels=9_999):
-            pytest.fail("the caller was given an image to decode")
+    with (
+        pytest.raises(UnsafeImage, match="100x100 is 10000 pixels, over the budget of 9999"),
+        open_image(io.BytesIO(data), formats=DEFAULT_FORMATS, max_pixels=9_999),
+    ):
+        pytest.fail("the caller was given an image to decode")
 
 
 def test_a_jpeg_is_decoded_at_the_smallest_scale_that_covers_the_size() -> None:
