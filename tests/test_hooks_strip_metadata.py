@@ -248,6 +248,32 @@ def test_a_webp_turned_by_its_exif_is_stored_upright(fs_storage: QueuedStorage) 
     assert (after.size, upright_halves(after)) == ((32, 64), ("red", "blue"))
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_an_animation_keeps_its_frames_and_timing(fs_storage: QueuedStorage, fmt: str) -> None:
+    frames = [Image.new("RGBA", (20, 20), colour) for colour in ("red", "green", "blue")]
+    original = encoded(
+        frames[0],
+        fmt,
+        save_all=True,
+        append_images=frames[1:],
+        duration=[100, 200, 300],
+        loop=2,
+        exif=gps_exif(),
+        lossless=True,
+    )
+    out = strip(fs_storage, f"anim.{fmt.lower()}", original)
+    assert out is not None
+    after = Image.open(io.BytesIO(out))
+    timing = []
+    for frame in range(after.n_frames):  # type: ignore[attr-defined]
+        after.seek(frame)
+        after.load()
+        timing.append((after.info["duration"], after.convert("RGB").getpixel((0, 0))))
+    assert timing == [(100, (255, 0, 0)), (200, (0, 128, 0)), (300, (0, 0, 255))]
+    assert after.info["loop"] == 2
+    assert not after.getexif()
+
+
 # -- what it leaves alone ----------------------------------------------------
 
 

@@ -228,6 +228,7 @@ def _timing(image: ImageFile) -> dict[str, Any]:
     durations = []
     for frame in range(getattr(image, "n_frames", 1)):
         image.seek(frame)
+        image.load()  # WebP knows a frame's duration once it is decoded
         durations.append(image.info.get("duration", 0))
     image.seek(0)
     return {"duration": durations, "loop": image.info.get("loop", 0)}
