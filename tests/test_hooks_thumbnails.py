@@ -111,6 +111,7 @@ def test_files_pillow_cannot_read_are_left_alone(
     assert storage.status(saved) == Status.REMOTE
     assert (remote_dir / saved).read_bytes() == data
     assert f"No thumbnails for {saved!r}: Pillow cannot read it" in caplog.text
+    assert str(local_dir) not in caplog.text  # no absolute local path in logs
 
 
 def test_thumbnails_are_made_once_even_when_the_attempt_is_retried(
