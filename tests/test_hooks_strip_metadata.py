@@ -357,10 +357,6 @@ def test_a_format_can_be_left_out(fs_storage: QueuedStorage) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lead's Preprocess step in the transfer (not on main yet)",
-)
 def test_the_remote_copy_and_its_thumbnails_carry_no_gps(local_dir: Path, remote_dir: Path) -> None:
     storage = fs_pair(
         local_dir,
