@@ -345,11 +345,6 @@ def test_a_thumbnail_that_cannot_be_saved_is_logged_and_skipped(
     assert str(local_dir) not in caplog.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage._save_file keeps the ledger row when link_into_place fails with an "
-    "OSError other than FileExistsError (lead's code; reported)",
-)
 def test_a_thumbnail_that_cannot_be_saved_leaves_no_ledger_row(
     local_dir: Path, remote_dir: Path
 ) -> None:
