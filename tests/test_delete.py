@@ -34,11 +34,17 @@ def test_a_rolled_back_delete_leaves_the_file_fully_readable(
     class Rollback(Exception):
         pass
 
-    with pytest.raises(Rollback), transaction.atomic():
-        fs_storage.delete(name)
-        assert not fs_storage.exists(name)  # this transaction sees it gone
-        assert fs_storage.status(name) is None
-        raise Rollback
+    seen: list[object] = []
+
+    def delete_then_fail() -> None:
+        with transaction.atomic():
+            fs_storage.delete(name)
+            seen.extend([fs_storage.exists(name), fs_storage.status(name)])
+            raise Rollback
+
+    with pytest.raises(Rollback):
+        delete_then_fail()
+    assert seen == [False, None]  # the transaction saw it gone
     assert fs_storage.status(name) == Status.REMOTE
     assert (remote_dir / name).read_bytes() == b"keep me"
     with fs_storage.open(name) as fh:
@@ -52,7 +58,8 @@ def test_a_committed_delete_removes_files_then_the_row(
     with transaction.atomic():
         fs_storage.delete(name)
         # Nothing is removed before the commit.
-        assert (remote_dir / name).exists() and (local_dir / name).exists()
+        assert (remote_dir / name).exists()
+        assert (local_dir / name).exists()
         assert row(fs_storage, name).status == Status.DELETING  # type: ignore[union-attr]
     assert not (remote_dir / name).exists()
     assert not (local_dir / name).exists()
@@ -84,14 +91,17 @@ def test_a_remote_delete_that_fails_leaves_a_repairable_state(
     # Never a REMOTE row without its remote object: the row says DELETING,
     # the local copy is still there, and the file reads as deleted.
     stuck = row(storage, name)
-    assert stuck is not None and stuck.status == Status.DELETING
-    assert (local_dir / name).exists() and (remote_dir / name).exists()
+    assert stuck is not None
+    assert stuck.status == Status.DELETING
+    assert (local_dir / name).exists()
+    assert (remote_dir / name).exists()
     assert not storage.exists(name)
     remote.fail = False
     storage.delete(name)  # already being deleted: nothing to do ...
     storage.remove_files(StoredFile.objects.get(pk=stuck.pk))  # ... the repair finishes it
     assert row(storage, name) is None
-    assert not (remote_dir / name).exists() and not (local_dir / name).exists()
+    assert not (remote_dir / name).exists()
+    assert not (local_dir / name).exists()
 
 
 def test_a_local_delete_that_fails_after_the_remote_one_leaves_no_remote_row(
