@@ -168,9 +168,7 @@ def test_preprocessors_do_not_run_again_on_a_retry_after_they_succeeded(
     assert (remote_dir / name).read_bytes() == b"ABC"
 
 
-def test_replace_local_from_a_receiver(
-    local_dir: Path, remote_dir: Path, immediate: None
-) -> None:
+def test_replace_local_from_a_receiver(local_dir: Path, remote_dir: Path, immediate: None) -> None:
     storage = fs_pair(local_dir, remote_dir, unique_key())
 
     def redact(sender: QueuedStorage, name: str, **kwargs: Any) -> None:

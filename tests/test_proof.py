@@ -95,9 +95,7 @@ def s3_remote(s3_endpoint: str, s3_bucket: str) -> Any:
     return make_s3(s3_endpoint, s3_bucket)
 
 
-def test_s3_put_carries_the_ledgers_sha256(
-    local_dir: Path, s3_remote: Any, settings: Any
-) -> None:
+def test_s3_put_carries_the_ledgers_sha256(local_dir: Path, s3_remote: Any, settings: Any) -> None:
     """So that a server that validates checksums refuses other bytes, in the
     same request (checked on what is sent: moto does not validate)."""
     settings.STORAGE_HOOKS = {"RUNNER": "immediate"}
