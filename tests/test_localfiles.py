@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from pathlib import Path
@@ -164,19 +165,15 @@ def test_writes_never_leave_the_root_while_directories_are_swapped_for_symlinks(
         moved = 0
         while time.monotonic() < stop:
             moved += 1
-            try:  # the real directory (with what was written) goes away ...
+            # The real directory (with what was written) goes away, and a
+            # symlink to the outside takes its place.
+            with contextlib.suppress(OSError):
                 os.rename(root / "sub", root / f"moved{moved}")
-            except OSError:
-                pass
-            try:  # ... and a symlink to the outside takes its place
+            with contextlib.suppress(OSError):
                 (root / "sub").symlink_to(outside)
-            except OSError:
-                pass
             time.sleep(0.0005)
-            try:
+            with contextlib.suppress(OSError):
                 (root / "sub").unlink()
-            except OSError:
-                pass
 
     swapper = threading.Thread(target=swap)
     swapper.start()
@@ -193,10 +190,8 @@ def test_writes_never_leave_the_root_while_directories_are_swapped_for_symlinks(
             written += 1
         except (SuspiciousFileOperation, FileNotFoundError, OSError):
             refused += 1
-            try:
+            with contextlib.suppress(SuspiciousFileOperation, OSError):
                 discard(done)
-            except (SuspiciousFileOperation, OSError):
-                pass
     swapper.join()
     assert os.listdir(outside) == []
     assert refused > 0  # the swaps did get in the way
