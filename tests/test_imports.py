@@ -85,7 +85,7 @@ def test_module_level_imports_form_no_circle() -> None:
         stack.append(module)
         for target in sorted(graph[module]):
             if seen.get(target) == 1:
-                cycle = stack[stack.index(target) :] + [target]
+                cycle = [*stack[stack.index(target) :], target]
                 pytest.fail("import circle: " + " -> ".join(cycle))
             if target not in seen:
                 visit(target)
