@@ -139,8 +139,11 @@ def test_a_stream_that_cannot_seek_is_saved(storage: Storage):
     data = b"through a pipe " * 1000
 
     def feed() -> None:
-        with os.fdopen(write_end, "wb") as writer:
-            writer.write(data)
+        try:
+            with os.fdopen(write_end, "wb") as writer:
+                writer.write(data)
+        except BrokenPipeError:  # the save gave up reading: the test says why
+            pass
 
     feeder = threading.Thread(target=feed)
     feeder.start()
