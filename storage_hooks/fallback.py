@@ -28,6 +28,7 @@ from .attempts import (
     is_missing,
 )
 from .lru import UrlMemory
+from .naming import with_taken
 from .resolve import build_storage
 
 __all__ = ["FallbackStorage", "NoBackendHasMethod", "ReadOnlyBackendError", "is_missing"]
@@ -284,9 +285,10 @@ class FallbackStorage(Storage):
         backend is never shadowed."""
         name = _str(name)
         writer = self._writer()
-        if writer is None or not hasattr(writer.storage, "__dict__"):
+        if writer is None:
             return super().get_available_name(name, max_length=max_length)
-        chosen = _everywhere(self, writer.storage).get_available_name(name, max_length=max_length)
+        naming = with_taken(writer.storage, self.exists)
+        chosen = naming.get_available_name(name, max_length=max_length)
         if not any(b.storage.exists(chosen) for b in self.entries if b is not writer):
             return chosen
         # The writer would overwrite a name another backend has: pick
@@ -338,28 +340,6 @@ class FallbackStorage(Storage):
             return
         if not attempts.offered:
             raise attempts.error()
-
-
-def _everywhere(fallback: FallbackStorage, storage: Storage) -> Storage:
-    """``storage`` seen by its own naming methods with one change: a name is
-    taken when any backend of ``fallback`` has it.
-
-    The view is an instance of a subclass of the backend's class, sharing the
-    backend's state, whose ``exists`` asks every backend: so a custom
-    ``get_available_name`` that calls ``self.exists`` (or Django's
-    ``is_name_available``) sees every backend, while everything else
-    (``allow_overwrite``, ``get_alternative_name``, ``super()`` calls) is
-    the backend's own.
-    """
-    base = type(storage)
-
-    def exists(self: Storage, name: str) -> bool:
-        return fallback.exists(name)
-
-    view_class = type(f"{base.__name__}InEveryBackend", (base,), {"exists": exists})
-    view: Storage = object.__new__(view_class)
-    view.__dict__ = storage.__dict__  # the same state, not a copy
-    return view
 
 
 class _AnyBackend(Storage):
