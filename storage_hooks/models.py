@@ -7,6 +7,7 @@ It is the source of truth for where a file is; the cache in front of it
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 
 from .localfiles import NAME_MAX_LENGTH
 from .status import Status
@@ -67,6 +68,29 @@ class StoredFile(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "updated_at"], name="storage_hooks_status_upd"),
+            # Migration 0004 (built concurrently on PostgreSQL): what the
+            # operations read on a ledger of millions of rows. Partial
+            # indexes hold the few rows that are not REMOTE only.
+            models.Index(
+                fields=["status", "storage_key"],
+                name="storage_hooks_attention",
+                condition=Q(
+                    status__in=["local", "queued", "transferring", "failed", "deleting", "lost"]
+                ),
+            ),
+            models.Index(
+                fields=["storage_key", "created_at"],
+                name="storage_hooks_pending_age",
+                condition=Q(status__in=["local", "queued", "transferring", "failed"]),
+            ),
+            models.Index(
+                fields=["name"], name="storage_hooks_name_prefix", opclasses=["varchar_pattern_ops"]
+            ),
+            models.Index(
+                fields=["storage_key", "derived_from"],
+                name="storage_hooks_derived",
+                condition=~Q(derived_from=""),
+            ),
         ]
 
     def __str__(self) -> str:
