@@ -166,9 +166,13 @@ def test_status_counts_per_key_and_oldest_pending(fs_storage, other):
         "transferring",
         "remote",
         "failed",
+        "deleting",
+        "lost",
         "total",
     ]
-    assert text.splitlines()[1].split() == [fs_storage.key, "0", "2", "0", "1", "0", "3"]
+    line = text.splitlines()[1].split()
+    # The REMOTE count is PostgreSQL's estimate there (marked ~), exact elsewhere.
+    assert [cell.lstrip("~") for cell in line] == [fs_storage.key, "0", "2", "0", "1", "0", "0", "0", "3"]
     assert f"Oldest pending in {fs_storage.key}: older.txt (queued, 0 attempts)" in text
     assert "saved 1h 2m ago" in text
 
@@ -193,15 +197,19 @@ def test_status_queries_do_not_grow_with_the_ledger(fs_storage, django_assert_ma
         StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=status)
         for i, status in enumerate([Status.REMOTE, Status.QUEUED, Status.FAILED] * 100)
     )
-    with django_assert_max_num_queries(2):
-        doc = maintenance.status_summary([fs_storage.key])
+    # Attention counts, REMOTE count (or estimate), oldest pending.
+    with django_assert_max_num_queries(3):
+        doc = maintenance.status_summary([fs_storage.key], exact=True)
     assert doc["totals"] == {
         "local": 0,
         "queued": 100,
         "transferring": 0,
         "remote": 100,
         "failed": 100,
+        "deleting": 0,
+        "lost": 0,
     }
+    assert doc["remote_estimated"] is False
 
 
 # -- retry ------------------------------------------------------------------
@@ -529,10 +537,36 @@ def test_sync_without_storage_looks_at_every_known_storage(fs_storage, other, lo
     assert "testapp-documents" in by_key
 
 
-def test_sync_of_an_unknown_storage_is_a_usage_error():
-    result = run("sync", "--storage", "no-such-key")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status"],
+        ["retry"],
+        ["sync"],
+        ["verify"],
+        ["purge", "--rejected"],
+    ],
+)
+def test_an_unknown_storage_is_a_usage_error_naming_the_known_keys(argv, fs_storage):
+    result = run(*argv, "--storage", "no-such-key")
     assert result.code == 2
-    assert "No QueuedStorage with the key 'no-such-key'" in result.err
+    assert "Unknown storage key 'no-such-key'" in result.err
+    assert fs_storage.key in result.err  # the known keys are listed
+    assert "testapp-documents" in result.err
+
+
+def test_a_key_known_only_to_the_ledger_is_not_a_usage_error():
+    StoredFile.objects.create(storage_key="retired", name="r.txt", status=Status.FAILED)
+    assert run("status", "--storage", "retired").code == 0
+    assert run("retry", "--storage", "retired").code == 1  # rows it cannot re-queue
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "1e400", "abc"])
+def test_non_finite_and_overflowing_seconds_are_refused_at_parse_time(value):
+    result = run("retry", f"--stuck-after={value}")
+    assert result.code != 0  # argparse's usage error (exit 2 from the shell)
+    assert f"{value!r} is" in result.err
+    assert "Traceback" not in result.err
 
 
 def test_sync_queries_per_batch_not_per_file(fs_storage, local_dir, django_assert_max_num_queries):
@@ -607,7 +641,20 @@ def test_verify_says_a_file_is_lost_without_local_copy(local_dir, remote_dir):
     assert result.code == 1
     assert "gone.txt is missing on the remote (LOST: the local copy is gone too)" in result.out
     assert "1 file lost" in result.err
-    assert storage.status("gone.txt") == Status.REMOTE
+    assert storage.status("gone.txt") == Status.LOST
+    row = StoredFile.objects.get(storage_key=storage.key, name="gone.txt")
+    assert row.failure == "missing"
+
+    # status shows it, retry explains why it cannot re-queue it.
+    status = run("status", "--storage", storage.key)
+    assert "1 file LOST" in status.out
+    assert run("status", "--json", "--storage", storage.key).json()["totals"]["lost"] == 1
+    retry = run("retry", "--storage", storage.key)
+    assert retry.code == 1
+    assert "Cannot re-queue LOST files" in retry.err
+    assert "restore them from a backup" in retry.err
+    assert storage.status("gone.txt") == Status.LOST
+    assert run("retry", "--json", "--storage", storage.key).json()["lost"] == {storage.key: 1}
 
 
 def test_verify_reports_rows_it_cannot_check(fs_storage):
