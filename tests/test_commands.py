@@ -130,7 +130,7 @@ def test_status_counts_per_key_and_oldest_pending(fs_storage, other):
         other.save("x.txt", ContentFile(b"x"))
     backdate(fs_storage, "older.txt", 3720, created_at=True)
 
-    result = run("status", "--json", "--storage", fs_storage.key, "--storage", other.key)
+    result = run("status", "--json", "--exact", "--storage", fs_storage.key, "--storage", other.key)
 
     assert result.code == 0
     doc = result.json()
@@ -158,7 +158,7 @@ def test_status_counts_per_key_and_oldest_pending(fs_storage, other):
     assert doc["oldest_pending"]["key"] == fs_storage.key
     assert doc["oldest_pending"]["name"] == "older.txt"
 
-    text = run("status", "--storage", fs_storage.key).out
+    text = run("status", "--exact", "--storage", fs_storage.key).out
     assert text.splitlines()[0].split() == [
         "storage",
         "local",
@@ -171,8 +171,17 @@ def test_status_counts_per_key_and_oldest_pending(fs_storage, other):
         "total",
     ]
     line = text.splitlines()[1].split()
-    # The REMOTE count is PostgreSQL's estimate there (marked ~), exact elsewhere.
-    assert [cell.lstrip("~") for cell in line] == [fs_storage.key, "0", "2", "0", "1", "0", "0", "0", "3"]
+    assert line == [
+        fs_storage.key,
+        "0",
+        "2",
+        "0",
+        "1",
+        "0",
+        "0",
+        "0",
+        "3",
+    ]
     assert f"Oldest pending in {fs_storage.key}: older.txt (queued, 0 attempts)" in text
     assert "saved 1h 2m ago" in text
 
@@ -190,6 +199,30 @@ def test_status_nothing_pending_and_unknown_keys(fs_storage):
     doc = run("status", "--json", "--storage", "gone-for-good").json()
     assert doc["storages"][0]["known"] is False
     assert doc["oldest_pending"] is None
+
+
+def test_status_estimates_remote_files_on_postgresql_and_says_so(fs_storage):
+    from django.db import connection
+
+    StoredFile.objects.bulk_create(
+        StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=status)
+        for i, status in enumerate([Status.REMOTE] * 300 + [Status.FAILED] * 7)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE storage_hooks_storedfile")
+    doc = run("status", "--json", "--storage", fs_storage.key).json()
+    counts = doc["storages"][0]["counts"]
+    assert counts["failed"] == 7  # the states that need attention: exact
+    text = run("status", "--storage", fs_storage.key).out
+    if connection.vendor == "postgresql":
+        assert doc["remote_estimated"] is True
+        assert 150 <= counts["remote"] <= 600
+        assert "~" in text.splitlines()[1]
+        assert "estimated from PostgreSQL's statistics" in text
+    else:
+        assert doc["remote_estimated"] is False
+        assert counts["remote"] == 300
+        assert "~" not in text
 
 
 def test_status_queries_do_not_grow_with_the_ledger(fs_storage, django_assert_max_num_queries):
