@@ -72,11 +72,17 @@ class StoredFile(models.Model):
             # operations read on a ledger of millions of rows. Partial
             # indexes hold the few rows that are not REMOTE only.
             models.Index(
-                fields=["status", "storage_key"],
+                fields=["status", "failure", "storage_key"],
                 name="storage_hooks_attention",
                 condition=Q(
                     status__in=["local", "queued", "transferring", "failed", "deleting", "lost"]
                 ),
+            ),
+            models.Index(
+                fields=["status", "updated_at"],
+                name="storage_hooks_retry",
+                condition=Q(status__in=["queued", "transferring"])
+                | (Q(status="failed") & ~Q(failure="rejected")),
             ),
             models.Index(
                 fields=["storage_key", "created_at"],

@@ -25,8 +25,17 @@ class Migration(migrations.Migration):
                 condition=models.Q(
                     status__in=["local", "queued", "transferring", "failed", "deleting", "lost"]
                 ),
-                fields=["status", "storage_key"],
+                fields=["status", "failure", "storage_key"],
                 name="storage_hooks_attention",
+            ),
+        ),
+        AddIndexSafely(
+            model_name="storedfile",
+            index=models.Index(
+                condition=models.Q(status__in=["queued", "transferring"])
+                | (models.Q(status="failed") & ~models.Q(failure="rejected")),
+                fields=["status", "updated_at"],
+                name="storage_hooks_retry",
             ),
         ),
         AddIndexSafely(

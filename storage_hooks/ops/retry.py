@@ -1,8 +1,9 @@
 """Re-queueing failed and stuck transfers (``manage.py storage_hooks retry``).
 
 The cost is in the rows to re-queue, not in the ledger's size: candidates
-come from the ``(status, updated_at)`` index (FAILED rows, and QUEUED or
-TRANSFERRING rows not changed since the cutoff), each chunk of them is
+come from a partial ``(status, updated_at)`` index of the rows ``retry`` may
+re-queue (FAILED ones not refused for good, QUEUED and TRANSFERRING ones),
+each chunk of them is
 locked and re-queued with one UPDATE, and each file is then handed to the
 runner once the chunk's transaction commits.
 """
@@ -41,8 +42,9 @@ class RetryReport:
     unknown: dict[str, int] = field(default_factory=dict)
     #: LOST files per key: no copy is left to re-queue.
     lost: dict[str, int] = field(default_factory=dict)
-    #: FAILED files refused for good (failure "rejected") per key.
-    rejected: dict[str, int] = field(default_factory=dict)
+    #: Whether FAILED files refused for good (failure "rejected") were left
+    #: alone (``purge --rejected`` deletes them).
+    rejected_left: bool = False
 
     @property
     def ok(self) -> bool:
@@ -84,7 +86,7 @@ def retry_stuck(stuck_after: float | None = None, keys: Iterable[str] | None = N
     report = RetryReport(stuck_after=seconds)
     report.unknown = _per_key(base.filter(failed | stuck).exclude(storage_key__in=storages))
     report.lost = _per_key(base.filter(status=Status.LOST))
-    report.rejected = _per_key(base.filter(status=Status.FAILED, failure__in=FINAL_FAILURES))
+    report.rejected_left = base.filter(status=Status.FAILED, failure__in=FINAL_FAILURES).exists()
     candidates = (
         base.filter(failed | stuck, storage_key__in=storages)
         .values_list("pk", "storage_key", "name", "status", "host")

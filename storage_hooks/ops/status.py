@@ -94,22 +94,19 @@ def status_summary(keys: Iterable[str] | None = None, *, exact: bool = False) ->
     wanted = list(dict.fromkeys(keys or ()))
     shown = wanted or sorted({*ledger_keys(), *process_storages()})
     counts: dict[str, Counter[str]] = {key: Counter() for key in shown}
-    grouped = (
-        objects()
-        .filter(status__in=ATTENTION, storage_key__in=shown)
-        .values_list("storage_key", "status")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
+    attention = objects().filter(status__in=ATTENTION)
+    if wanted:
+        attention = attention.filter(storage_key__in=wanted)
+    grouped = attention.values_list("storage_key", "status").annotate(n=Count("pk")).order_by()
     for key, state, number in grouped:
-        counts[key][state] = number
+        counts.setdefault(key, Counter())[state] = number
     remote, estimated = _remote_counts(shown, exact)
     for key, number in remote.items():
         counts[key][Status.REMOTE] = number
     finder = StorageFinder()
     storages: list[dict[str, Any]] = []
     oldest: dict[str, Any] | None = None
-    for key in shown:
+    for key in sorted(counts):
         by_status = {str(state): counts[key][state] for state in Status}
         pending = None
         if any(by_status[state] for state in PENDING_STATES):

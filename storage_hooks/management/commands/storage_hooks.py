@@ -283,9 +283,9 @@ class Command(BaseCommand):
             if options["verbosity"] >= 2:
                 for row in report.requeued:
                     self.stdout.write(f"  {row['key']}: {row['name']} (was {row['status']})")
-        for key, count in report.rejected.items():
+        if report.rejected_left and not options["json"]:
             self.stdout.write(
-                f"{key}: {n(count, 'file')} refused for good (rejected) left alone; "
+                "Files refused for good (rejected) are left alone; "
                 "'storage_hooks purge --rejected' deletes them."
             )
         problems = []
