@@ -378,18 +378,42 @@ def test_retry_stuck_function_uses_the_setting(fs_storage):
     assert fs_storage.status("a.txt") == Status.REMOTE
 
 
-def test_retry_costs_one_query_per_file(fs_storage, django_assert_max_num_queries):
+@pytest.mark.parametrize("count", [120, 1200])
+def test_retry_costs_a_few_queries_per_chunk_not_per_file(
+    fs_storage, django_assert_max_num_queries, count
+):
     StoredFile.objects.bulk_create(
         StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=Status.FAILED)
-        for i in range(120)
+        for i in range(count)
     )
+    chunks = -(-count // maintenance.CHUNK)
     RecordingRunner.calls.clear()
     with (
         override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.RecordingRunner"}),
-        django_assert_max_num_queries(120 + 6),
+        # 3 counts, then per chunk: select, update, transaction; a last select.
+        django_assert_max_num_queries(3 + 5 * chunks + 3),
     ):
         report = maintenance.retry_stuck()
-    assert len(report.requeued) == len(RecordingRunner.calls) == 120
+    assert len(report.requeued) == len(RecordingRunner.calls) == count
+    assert set(StoredFile.objects.filter(storage_key=fs_storage.key).values_list("status")) == {
+        (Status.QUEUED,)
+    }
+
+
+def test_retry_leaves_rejected_files_alone_and_says_so(fs_storage):
+    StoredFile.objects.create(
+        storage_key=fs_storage.key, name="virus.exe", status=Status.FAILED, failure="rejected"
+    )
+    StoredFile.objects.create(
+        storage_key=fs_storage.key, name="flaky.txt", status=Status.FAILED, failure="error"
+    )
+    RecordingRunner.calls.clear()
+    with override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.RecordingRunner"}):
+        result = run("retry", "--storage", fs_storage.key)
+    assert result.code == 0
+    assert [call[1] for call in RecordingRunner.calls] == ["flaky.txt"]
+    assert row(fs_storage, "virus.exe").status == Status.FAILED
+    assert "purge --rejected" in result.out
 
 
 @pytest.fixture(scope="module")

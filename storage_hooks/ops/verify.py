@@ -203,7 +203,14 @@ def _s3_checksum(s3: Any, row: StoredFile) -> tuple[int, str]:
     # file's SHA-256, so read the bytes back instead.
     if stored and "-" not in stored and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
         return int(head["ContentLength"]), base64.b64decode(stored).hex()
-    return _read_back(s3, row.name)
+    # One GET, streamed (django-storages' open() would ask HEAD again).
+    body = client.get_object(Bucket=s3.bucket_name, Key=key)["Body"]
+    sha = hashlib.sha256()
+    size = 0
+    for chunk in body.iter_chunks(READ_SIZE):
+        sha.update(chunk)
+        size += len(chunk)
+    return size, sha.hexdigest()
 
 
 def _unreadable(row: StoredFile, exc: Exception) -> Problem:
