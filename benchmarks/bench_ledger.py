@@ -162,7 +162,9 @@ def report(results: dict[int, dict[str, Any]], small: int, big: int) -> str:
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in lines]
+    text = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) for line in lines
+    ]
     text.insert(1, "  ".join("-" * w for w in widths))
     info = results[big]
     text.append(
@@ -439,10 +441,7 @@ def explain_all(
 def run_child(action: str, db: str, rows: int) -> int:
     sys.path.insert(0, str(ROOT))
     configure(db)
-    if action == "setup":
-        result = setup(rows)
-    else:
-        result = measure(rows, explain=action == "explain")
+    result = setup(rows) if action == "setup" else measure(rows, explain=action == "explain")
     print(json.dumps(result))
     return 0
 

@@ -12,8 +12,8 @@ from django.contrib.admin import AdminSite
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
-from django.http import HttpRequest
 from django.db import connection
+from django.http import HttpRequest
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
@@ -181,7 +181,8 @@ def test_changelist_never_reads_the_whole_table(
     # The storage filter lists configured storages and the ledger's keys.
     spec = next(f for f in cl.filter_specs if isinstance(f, ledger_admin.StorageKeyFilter))
     keys = [key for key, _ in spec.lookup_choices]
-    assert fs_storage.key in keys and "only-in-the-ledger" in keys
+    assert fs_storage.key in keys
+    assert "only-in-the-ledger" in keys
     assert "testapp-documents" in keys  # configured, no row yet
 
 

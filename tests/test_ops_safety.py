@@ -32,7 +32,8 @@ def storage_at(location: Path | str, remote: Path) -> QueuedStorage:
 def test_the_working_directory_is_refused(tmp_path: Path, monkeypatch, remote_dir: Path) -> None:
     monkeypatch.chdir(tmp_path)
     problem = project_root_problem(storage_at(tmp_path, remote_dir))
-    assert problem and "is the working directory" in problem
+    assert problem
+    assert "is the working directory" in problem
     assert "MEDIA_ROOT" in problem  # says how to fix it
     # A FileSystemStorage without a location writes into the working directory.
     assert "working directory" in (project_root_problem(storage_at("", remote_dir)) or "")
@@ -44,7 +45,8 @@ def test_a_parent_of_base_dir_is_refused_a_media_folder_inside_is_fine(
     settings.BASE_DIR = tmp_path / "site"
     (tmp_path / "site" / "media").mkdir(parents=True)
     problem = project_root_problem(storage_at(tmp_path, remote_dir))
-    assert problem and "contains settings.BASE_DIR" in problem
+    assert problem
+    assert "contains settings.BASE_DIR" in problem
     assert project_root_problem(storage_at(tmp_path / "site", remote_dir))
     assert project_root_problem(storage_at(tmp_path / "site" / "media", remote_dir)) is None
 
@@ -52,7 +54,8 @@ def test_a_parent_of_base_dir_is_refused_a_media_folder_inside_is_fine(
 def test_the_settings_package_and_manage_py_are_refused(tmp_path: Path, remote_dir: Path) -> None:
     # tests.settings is the settings module: its package is the tests folder.
     problem = project_root_problem(storage_at(TESTS, remote_dir))
-    assert problem and "settings package of tests.settings" in problem
+    assert problem
+    assert "settings package of tests.settings" in problem
     (tmp_path / "manage.py").write_text("# a project\n")
     assert "contains manage.py" in (project_root_problem(storage_at(tmp_path, remote_dir)) or "")
 

@@ -14,7 +14,7 @@ from django.core.files.storage import FileSystemStorage, InMemoryStorage
 
 from storage_hooks import Status
 from storage_hooks.models import StoredFile
-from storage_hooks.ops.listing import ledger_in_order, sized_listing, walk
+from storage_hooks.ops.listing import ledger_in_order, walk
 from storage_hooks.ops.verify import verify_remote
 from storage_hooks.storage import QueuedStorage
 
@@ -192,7 +192,7 @@ def test_verify_checksums_on_s3_trusts_the_checksum_s3_returns(
     s3_endpoint: str, s3_bucket: str, local_dir: Path, stored_right: bool
 ) -> None:
     body = b"proven bytes"
-    storage, client, s3client, heads = checksum_fixture(s3_endpoint, s3_bucket, local_dir, body)
+    storage, _client, s3client, heads = checksum_fixture(s3_endpoint, s3_bucket, local_dir, body)
     gets = count_requests(s3client, "GetObject")
     stored = hashlib.sha256(body if stored_right else b"what S3 holds").digest()
 
@@ -206,7 +206,8 @@ def test_verify_checksums_on_s3_trusts_the_checksum_s3_returns(
 
     report = verify_remote([storage.key], checksums=True)
 
-    assert len(heads) == 1 and gets[0] == 0  # one request, no read-back
+    assert len(heads) == 1
+    assert gets[0] == 0
     if stored_right:
         assert report.problems == []
     else:
