@@ -390,8 +390,9 @@ def test_retry_costs_a_few_queries_per_chunk_not_per_file(
     RecordingRunner.calls.clear()
     with (
         override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.RecordingRunner"}),
-        # 3 counts, then per chunk: select, update, transaction; a last select.
-        django_assert_max_num_queries(3 + 5 * chunks + 3),
+        # 5 counts; per chunk: select, update, transaction; a last select
+        # (and its transaction) for each of the 3 states.
+        django_assert_max_num_queries(5 + 4 * chunks + 3 * 3),
     ):
         report = maintenance.retry_stuck()
     assert len(report.requeued) == len(RecordingRunner.calls) == count

@@ -61,7 +61,7 @@ def rekey_storage(old: str, new: str, *, dry_run: bool = False) -> RekeyReport:
     report = RekeyReport(old=old, new=new, dry_run=dry_run)
     with transaction.atomic(using=ledger.db_alias()):
         source = objects().filter(storage_key=old)
-        grouped = source.values_list("status").annotate(n=Count("pk")).order_by()
+        grouped = source.values_list("status").annotate(n=Count("*")).order_by()
         report.counts = {str(state): number for state, number in grouped}
         if not report.counts:
             raise RekeyRefused(f"The ledger has no row of the key {old!r}: nothing to move.")

@@ -10,13 +10,14 @@ runner once the chunk's transaction commits.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from .. import ledger
@@ -55,8 +56,24 @@ class RetryReport:
 
 
 def _per_key(query: Any) -> dict[str, int]:
-    grouped = query.values_list("storage_key").annotate(n=Count("pk")).order_by()
+    grouped = query.values_list("storage_key").annotate(n=Count("*")).order_by()
     return dict(sorted(grouped))
+
+
+#: At most this many rows of unknown storage keys are counted per state.
+UNKNOWN_CAP = 100_000
+
+
+def _kinds(base: Any, cutoff: Any) -> list[tuple[Any, Status]]:
+    """The candidates by kind, each ``(query, status)``: one query per
+    status, so that each is a range of the partial retry index in
+    ``updated_at`` order (a plan that a bad row estimate cannot turn into a
+    table scan)."""
+    return [
+        (base.filter(status=Status.FAILED).exclude(failure__in=FINAL_FAILURES), Status.FAILED),
+        (base.filter(status=Status.QUEUED, updated_at__lte=cutoff), Status.QUEUED),
+        (base.filter(status=Status.TRANSFERRING, updated_at__lte=cutoff), Status.TRANSFERRING),
+    ]
 
 
 def retry_stuck(stuck_after: float | None = None, keys: Iterable[str] | None = None) -> RetryReport:
@@ -76,46 +93,53 @@ def retry_stuck(stuck_after: float | None = None, keys: Iterable[str] | None = N
     if not 0 <= seconds < float("inf"):
         raise ValueError(f"stuck_after must be >= 0 seconds and finite, not {seconds}.")
     cutoff = timezone.now() - timedelta(seconds=min(seconds, 10**9))
-    failed = Q(status=Status.FAILED) & ~Q(failure__in=FINAL_FAILURES)
-    stuck = Q(status__in=(Status.QUEUED, Status.TRANSFERRING), updated_at__lte=cutoff)
     wanted = list(keys or ())
     base = objects()
     if wanted:
         base = base.filter(storage_key__in=wanted)
     storages = process_storages()
     report = RetryReport(stuck_after=seconds)
-    report.unknown = _per_key(base.filter(failed | stuck).exclude(storage_key__in=storages))
+    unknown: Counter[str] = Counter()
+    for query, _state in _kinds(base.exclude(storage_key__in=storages), cutoff):
+        found = query.order_by("updated_at").values_list("storage_key", flat=True)
+        unknown.update(found[:UNKNOWN_CAP])
+    report.unknown = dict(sorted(unknown.items()))
     report.lost = _per_key(base.filter(status=Status.LOST))
     report.rejected_left = base.filter(status=Status.FAILED, failure__in=FINAL_FAILURES).exists()
-    candidates = (
-        base.filter(failed | stuck, storage_key__in=storages)
-        .values_list("pk", "storage_key", "name", "status", "host")
-        .order_by()
-    )
-    while True:
-        # One transaction per chunk: the rows read are locked until their
-        # new state commits, so a worker's claim of one of them waits, and
-        # the transfers are handed to the runner after the commit. A
-        # re-queued row no longer matches (QUEUED, changed after the
-        # cutoff), so the loop ends when nothing is left.
-        with transaction.atomic(using=ledger.db_alias()):
-            batch = list(candidates.select_for_update(skip_locked=True)[:CHUNK])
-            if not batch:
-                break
-            stamp = max(timezone.now(), cutoff + timedelta(microseconds=1))
-            by_state: dict[bool, list[tuple[int, str, str]]] = {True: [], False: []}
-            for pk, key, name, state, _host in batch:
-                by_state[state == Status.FAILED].append((pk, key, name))
-            requeue_many(by_state[True], was=(Status.FAILED,), reset_attempts=True, stamp=stamp)
-            requeue_many(
-                by_state[False],
-                was=(Status.QUEUED, Status.TRANSFERRING),
-                reset_attempts=False,
-                stamp=stamp,
-            )
-            for _pk, key, name, state, host in batch:
-                enqueue_on_commit(storages[key], name, host)
-                report.requeued.append(
-                    {"key": key, "name": name, "status": str(state), "host": host}
-                )
+    for query, state in _kinds(base.filter(storage_key__in=storages), cutoff):
+        candidates = query.order_by("updated_at").values_list("pk", "storage_key", "name", "host")
+        while _requeue_chunk(candidates, state, cutoff, storages, report):
+            pass
     return report
+
+
+def _requeue_chunk(
+    candidates: Any,
+    state: Status,
+    cutoff: Any,
+    storages: dict[str, Any],
+    report: RetryReport,
+) -> bool:
+    """Re-queue one chunk of ``candidates`` (all in ``state``); False when
+    there was none left.
+
+    One transaction per chunk: the rows read are locked until their new
+    state commits, so a worker's claim of one of them waits, and the
+    transfers are handed to the runner after the commit. A re-queued row no
+    longer matches (QUEUED, changed after the cutoff), so the loop ends.
+    """
+    with transaction.atomic(using=ledger.db_alias()):
+        batch = list(candidates.select_for_update(skip_locked=True)[:CHUNK])
+        if not batch:
+            return False
+        stamp = max(timezone.now(), cutoff + timedelta(microseconds=1))
+        requeue_many(
+            [(pk, key, name) for pk, key, name, _host in batch],
+            was=(state,),
+            reset_attempts=state == Status.FAILED,
+            stamp=stamp,
+        )
+        for _pk, key, name, host in batch:
+            enqueue_on_commit(storages[key], name, host)
+            report.requeued.append({"key": key, "name": name, "status": str(state), "host": host})
+    return True

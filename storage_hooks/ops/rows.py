@@ -33,6 +33,7 @@ def requeue_many(
     changes: dict[str, Any] = {"status": Status.QUEUED, "updated_at": stamp or timezone.now()}
     if reset_attempts:
         changes["attempts"] = 0
+        changes["failure"] = ""
     changed = (
         objects().filter(pk__in=[pk for pk, _, _ in rows], status__in=list(was)).update(**changes)
     )

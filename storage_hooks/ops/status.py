@@ -75,7 +75,7 @@ def _remote_counts(keys: list[str], exact: bool) -> tuple[dict[str, int], bool]:
         grouped = (
             remote.filter(storage_key__in=keys)
             .values_list("storage_key")
-            .annotate(n=Count("pk"))
+            .annotate(n=Count("*"))
             .order_by()
         )
         return dict(grouped), False
@@ -97,7 +97,7 @@ def status_summary(keys: Iterable[str] | None = None, *, exact: bool = False) ->
     attention = objects().filter(status__in=ATTENTION)
     if wanted:
         attention = attention.filter(storage_key__in=wanted)
-    grouped = attention.values_list("storage_key", "status").annotate(n=Count("pk")).order_by()
+    grouped = attention.values_list("storage_key", "status").annotate(n=Count("*")).order_by()
     for key, state, number in grouped:
         counts.setdefault(key, Counter())[state] = number
     remote, estimated = _remote_counts(shown, exact)
