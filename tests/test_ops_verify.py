@@ -151,6 +151,30 @@ def test_verify_on_s3_lists_a_thousand_keys_per_request(
     assert heads[0] == 0
 
 
+def test_sync_remote_on_s3_lists_a_thousand_keys_per_request(
+    s3_endpoint: str, s3_bucket: str, local_dir: Path
+) -> None:
+    from storage_hooks.ops.sync import sync_storage
+
+    storage, remote = s3_storage(s3_endpoint, s3_bucket, local_dir)
+    client = services.s3_client(s3_endpoint)
+    names = [f"old/{i:05d}.bin" for i in range(1050)]
+    for name in names:
+        client.put_object(Bucket=s3_bucket, Key=f"media/{name}", Body=b"abc")
+    StoredFile.objects.create(storage_key=storage.key, name=names[7], status=Status.REMOTE)
+    s3client = remote.connection.meta.client
+    lists = count_requests(s3client, "ListObjectsV2")
+    heads = count_requests(s3client, "HeadObject")
+
+    report = sync_storage(storage, remote=True)
+
+    assert report.seen_remote == 1050
+    assert len(report.recorded_remote) == 1049
+    assert lists[0] == 2
+    assert heads[0] == 0
+    assert StoredFile.objects.filter(storage_key=storage.key, size=3).count() == 1049
+
+
 def checksum_fixture(s3_endpoint: str, s3_bucket: str, local_dir: Path, body: bytes):  # type: ignore[no-untyped-def]
     storage, remote = s3_storage(s3_endpoint, s3_bucket, local_dir)
     client = services.s3_client(s3_endpoint)

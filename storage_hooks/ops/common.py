@@ -67,11 +67,13 @@ class StorageFinder:
         return self._found[key]
 
 
-def enqueue_on_commit(storage: QueuedStorage, name: str, host: str = "") -> None:
+def enqueue_on_commit(
+    storage: QueuedStorage, name: str, host: str = "", *, using: str | None = None
+) -> None:
     """Hand ``name`` to the storage's runner once the transaction commits,
     routed to the host that saved it."""
     transaction.on_commit(
-        partial(storage.enqueue, name, host=host or None), using=ledger.db_alias()
+        partial(storage.enqueue, name, host=host or None), using=using or ledger.db_alias()
     )
 
 

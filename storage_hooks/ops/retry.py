@@ -139,7 +139,8 @@ def _requeue_chunk(
             reset_attempts=state == Status.FAILED,
             stamp=stamp,
         )
+        using = ledger.db_alias()
         for _pk, key, name, host in batch:
-            enqueue_on_commit(storages[key], name, host)
+            enqueue_on_commit(storages[key], name, host, using=using)
             report.requeued.append({"key": key, "name": name, "status": str(state), "host": host})
     return True

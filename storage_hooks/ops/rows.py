@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .. import ledger
+from .. import ledger, statecache
 from ..status import Status
 from .common import objects
 
@@ -37,8 +37,9 @@ def requeue_many(
     changed = (
         objects().filter(pk__in=[pk for pk, _, _ in rows], status__in=list(was)).update(**changes)
     )
+    using = ledger.db_alias()
     for _, key, name in rows:
-        ledger.remember_on_commit(key, name, Status.QUEUED)
+        statecache.publish_on_commit(key, name, Status.QUEUED, using)
     return int(changed)
 
 

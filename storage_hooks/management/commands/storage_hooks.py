@@ -20,7 +20,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
-from ...ops.common import Tick, process_storages, unknown_key_message, unknown_keys
+from ...ops.common import (
+    Tick,
+    estimate,
+    is_postgresql,
+    process_storages,
+    unknown_key_message,
+    unknown_keys,
+)
 from ...ops.purge import purge_rejected
 from ...ops.rekey import RekeyRefused, in_flight, rekey_storage
 from ...ops.retry import retry_stuck
@@ -385,7 +392,10 @@ class Command(BaseCommand):
         keys = options["storage"]
         total = None
         if not options["no_progress"] and self.stderr.isatty():
-            total = remote_rows(keys).count()
+            # The bar's total: PostgreSQL's estimate rather than a count of
+            # every remote row.
+            rows = remote_rows(keys)
+            total = estimate(rows) if is_postgresql() else rows.count()
         with self.progress(options, total, "verify") as tick:
             report = verify_remote(
                 keys, fix=options["fix"], checksums=options["checksums"], tick=tick
