@@ -10,7 +10,7 @@ good, so ``retry`` has nothing to re-queue unless rows are stuck), three
 storage keys. (5,000 REMOTE rows play the stuck files while ``retry`` is
 timed.) Then, for each database, in a process of its own, it times
 what an operator touches (median of 7 runs after one warm-up; the best of
-two such rounds, which alternate the sizes) and prints
+three such rounds, which alternate the sizes) and prints
 each row at both sizes, the ratio big/small (the goal: <= 1.5x, flat) and
 PASS/MISS against the absolute goals of issue 16. The databases are dropped
 at the end unless ``--keep`` (a kept database is reused by the next run).
@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the databases")
-    parser.add_argument("--rounds", type=int, default=2, help="measurements of each size")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each size")
     parser.add_argument(
         "--explain",
         action="store_true",
@@ -367,9 +367,12 @@ def measure(rows: int, explain: bool = False) -> dict[str, Any]:
     prefix = probe[: len("media/000/") + 8]
 
     with connection.cursor() as cur:
-        # 5,000 REMOTE rows play the stuck files (the small ledger has fewer
-        # than 5,000 QUEUED ones); they are REMOTE again at the end.
-        cur.execute(f"SELECT id FROM {TABLE} WHERE status = 'remote' ORDER BY id LIMIT {STUCK}")
+        # The 5,000 newest REMOTE rows play the stuck files (the small ledger
+        # has fewer than 5,000 QUEUED ones; stuck files are recent ones);
+        # they are REMOTE again at the end.
+        cur.execute(
+            f"SELECT id FROM {TABLE} WHERE status = 'remote' ORDER BY id DESC LIMIT {STUCK}"
+        )
         stuck_ids = [row[0] for row in cur.fetchall()]
 
     def stick() -> None:

@@ -80,7 +80,15 @@ def test_verify_fix_requeues_or_marks_lost(
     assert fs_storage.status(names[0]) == Status.REMOTE
     assert fs_storage.status(names[1]) == Status.LOST
     assert not fs_storage.exists(names[1])
-    assert verify_remote([fs_storage.key]).problems == []  # LOST is not REMOTE any more
+    # LOST stays a problem until the file comes back from a backup.
+    again = verify_remote([fs_storage.key])
+    assert [(p.name, p.kind) for p in again.problems] == [(names[1], "lost")]
+    (local_dir / names[1]).write_bytes(names[1].encode())  # restored
+    restored = verify_remote([fs_storage.key], fix=True)
+    assert [(p.name, p.action) for p in restored.problems] == [(names[1], "requeued")]
+    assert fs_storage.status(names[1]) == Status.REMOTE
+    assert (remote_dir / names[1]).read_bytes() == names[1].encode()
+    assert verify_remote([fs_storage.key]).problems == []
 
 
 def test_verify_checksums_reads_back_other_storages(

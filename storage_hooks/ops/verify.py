@@ -45,8 +45,8 @@ class Problem:
     key: str
     name: str
     #: "missing", "size" (another size than recorded), "checksum" (other
-    #: bytes than recorded) or "error" (the remote could not be asked;
-    #: ``detail`` says why).
+    #: bytes than recorded), "lost" (marked LOST by an earlier ``--fix``) or
+    #: "error" (the remote could not be asked; ``detail`` says why).
     kind: str
     expected_size: int | None
     actual_size: int | None = None
@@ -123,6 +123,8 @@ def verify_remote(
             if fix and problem.kind != "error":
                 problem.action = _repair(storage, row)
             report.problems.append(problem)
+        just_lost = {p.name for _, p in broken if p.action == "lost"}
+        report.problems += _lost(storage, fix, skip=just_lost)
     report.unknown = dict(sorted(unknown.items()))
     return report
 
@@ -211,6 +213,30 @@ def _s3_checksum(s3: Any, row: StoredFile) -> tuple[int, str]:
         sha.update(chunk)
         size += len(chunk)
     return size, sha.hexdigest()
+
+
+def _lost(storage: QueuedStorage, fix: bool, skip: set[str]) -> list[Problem]:
+    """The LOST files of ``storage`` (found by an earlier ``--fix``); with
+    ``fix``, those whose local copy was restored are queued again."""
+    problems = []
+    lost = objects().filter(storage_key=storage.key, status=Status.LOST).order_by("name")
+    for row in lost.only("pk", "storage_key", "name", "size", "host"):
+        if row.name in skip:  # reported above, marked LOST by this run
+            continue
+        problem = Problem(
+            row.storage_key,
+            row.name,
+            "lost",
+            row.size,
+            detail="no remote copy and no local copy; restore the local copy from a backup",
+        )
+        if fix and storage.local.exists(row.name):
+            with transaction.atomic(using=ledger.db_alias()):
+                if requeue_remote(row.storage_key, row.pk, row.name):
+                    enqueue_on_commit(storage, row.name, row.host)
+                    problem.action = "requeued"
+        problems.append(problem)
+    return problems
 
 
 def _unreadable(row: StoredFile, exc: Exception) -> Problem:

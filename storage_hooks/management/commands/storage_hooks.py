@@ -427,6 +427,8 @@ class Command(BaseCommand):
         where = f"{problem.key}: {problem.name}"
         if problem.kind == "missing":
             text = f"{where} is missing on the remote"
+        elif problem.kind == "lost":
+            text = f"{where} is LOST: {problem.detail}"
         elif problem.kind == "checksum":
             text = f"{where} holds other bytes on the remote ({problem.detail})"
         elif problem.kind == "size":
