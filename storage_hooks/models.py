@@ -7,7 +7,6 @@ It is the source of truth for where a file is; the cache in front of it
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
 
 from .names import KEY_MAX_LENGTH, NAME_MAX_LENGTH
 from .status import Status
@@ -70,20 +69,20 @@ class StoredFile(models.Model):
             models.Index(
                 fields=["status", "failure", "storage_key"],
                 name="storage_hooks_attention",
-                condition=Q(
+                condition=models.Q(
                     status__in=["local", "queued", "transferring", "failed", "deleting", "lost"]
                 ),
             ),
             models.Index(
                 fields=["status", "updated_at"],
                 name="storage_hooks_retry",
-                condition=Q(status__in=["queued", "transferring"])
-                | (Q(status="failed") & ~Q(failure="rejected")),
+                condition=models.Q(status__in=["queued", "transferring"])
+                | (models.Q(status="failed") & ~models.Q(failure="rejected")),
             ),
             models.Index(
                 fields=["storage_key", "created_at"],
                 name="storage_hooks_pending_age",
-                condition=Q(status__in=["local", "queued", "transferring", "failed"]),
+                condition=models.Q(status__in=["local", "queued", "transferring", "failed"]),
             ),
             models.Index(
                 fields=["name"], name="storage_hooks_name_prefix", opclasses=["varchar_pattern_ops"]
@@ -91,7 +90,7 @@ class StoredFile(models.Model):
             models.Index(
                 fields=["storage_key", "derived_from"],
                 name="storage_hooks_derived",
-                condition=~Q(derived_from=""),
+                condition=~models.Q(derived_from=""),
             ),
         ]
 
