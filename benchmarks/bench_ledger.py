@@ -115,6 +115,7 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each size")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
         "--explain",
         action="store_true",
@@ -148,6 +149,10 @@ def main() -> int:
             for rows in sizes:
                 psql(f"DROP DATABASE IF EXISTS bench_ledger_{rows}")
     print(report(results, args.small, args.rows))
+    if args.json:
+        payload = {"small": args.small, "big": args.rows, "goals": GOALS, "flat": FLAT}
+        payload["times"] = {str(rows): results[rows]["times"] for rows in sizes}
+        args.json.write_text(json.dumps(payload, indent=2))
     return 0
 
 

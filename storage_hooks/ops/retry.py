@@ -39,7 +39,8 @@ class RetryReport:
     stuck_after: float
     #: ``{"key", "name", "status" (before), "host"}`` of every re-queued file.
     requeued: list[dict[str, str]] = field(default_factory=list)
-    #: Rows left alone because no storage of this process has their key.
+    #: Rows left alone because no storage of this process has their key
+    #: (counted up to UNKNOWN_CAP per state).
     unknown: dict[str, int] = field(default_factory=dict)
     #: LOST files per key: no copy is left to re-queue.
     lost: dict[str, int] = field(default_factory=dict)
@@ -60,8 +61,9 @@ def _per_key(query: Any) -> dict[str, int]:
     return dict(sorted(grouped))
 
 
-#: At most this many rows of unknown storage keys are counted per state.
-UNKNOWN_CAP = 100_000
+#: At most this many rows of unknown storage keys are counted per state (a
+#: small LIMIT also keeps PostgreSQL from compiling the query with JIT).
+UNKNOWN_CAP = 1000
 
 
 def _kinds(base: Any, cutoff: Any) -> list[tuple[Any, Status]]:
