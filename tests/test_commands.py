@@ -201,8 +201,10 @@ def test_status_nothing_pending_and_unknown_keys(fs_storage):
     assert doc["oldest_pending"] is None
 
 
-def test_status_estimates_remote_files_on_postgresql_and_says_so(fs_storage):
+def test_status_estimates_remote_files_of_a_big_ledger_and_says_so(fs_storage, monkeypatch):
     from django.db import connection
+
+    from storage_hooks.ops import status as ops_status
 
     StoredFile.objects.bulk_create(
         StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=status)
@@ -210,6 +212,12 @@ def test_status_estimates_remote_files_on_postgresql_and_says_so(fs_storage):
     )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE storage_hooks_storedfile")
+    # A small ledger is counted exactly everywhere.
+    small = run("status", "--json", "--storage", fs_storage.key).json()
+    assert small["remote_estimated"] is False
+    assert small["storages"][0]["counts"]["remote"] == 300
+
+    monkeypatch.setattr(ops_status, "ESTIMATE_ABOVE", 100)  # "big" from 100 rows on
     doc = run("status", "--json", "--storage", fs_storage.key).json()
     counts = doc["storages"][0]["counts"]
     assert counts["failed"] == 7  # the states that need attention: exact

@@ -68,10 +68,15 @@ def oldest_pending(key: str) -> StoredFile | None:
     )
 
 
+#: Below this many rows in the ledger (PostgreSQL's estimate) REMOTE files
+#: are counted exactly: it costs a few milliseconds.
+ESTIMATE_ABOVE = 200_000
+
+
 def _remote_counts(keys: list[str], exact: bool) -> tuple[dict[str, int], bool]:
     """REMOTE rows per key, and whether the numbers are estimates."""
     remote = objects().filter(status=Status.REMOTE)
-    if exact or not is_postgresql():
+    if exact or not is_postgresql() or estimate(objects()) < ESTIMATE_ABOVE:
         grouped = (
             remote.filter(storage_key__in=keys)
             .values_list("storage_key")
