@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError
 
 from ...ops.common import (
     Tick,
@@ -35,58 +34,9 @@ from ...ops.status import status_summary
 from ...ops.sync import MIN_AGE, UnsafeRoot, sync_storage
 from ...ops.verify import remote_rows, verify_remote
 from ...status import Status
+from ..text import BarOutput, describe, n, seconds, status_lines, sync_lines
 
 OK, ATTENTION, USAGE = 0, 1, 2
-
-
-#: The longest duration accepted (a century): longer ones overflow dates.
-MAX_SECONDS = 100 * 365 * 86400
-
-
-def seconds(value: str) -> float:
-    """argparse type: a finite number of seconds, 0 to a century."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if math.isnan(number) or math.isinf(number):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number of seconds")
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is negative")
-    if number > MAX_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is more than a century ({MAX_SECONDS} seconds)"
-        )
-    return number
-
-
-def n(count: int, noun: str) -> str:
-    """``n(1, "file")`` -> ``"1 file"``, ``n(2, "file")`` -> ``"2 files"``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def age(total: float) -> str:
-    """``3725`` -> ``"1h 2m"``: an age for people (two units at most)."""
-    days, rest = divmod(int(total), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    first = next((i for i, (n, _) in enumerate(parts) if n), len(parts) - 1)
-    shown = [f"{n}{unit}" for n, unit in parts[first : first + 2] if n]
-    return " ".join(shown) or "0s"
-
-
-class _BarOutput:
-    """Lets tqdm write to the command's stderr without added newlines."""
-
-    def __init__(self, out: OutputWrapper) -> None:
-        self.out = out
-
-    def write(self, text: str) -> None:
-        self.out.write(text, style_func=lambda x: x, ending="")
-
-    def flush(self) -> None:
-        self.out.flush()
 
 
 class Command(BaseCommand):
@@ -225,7 +175,7 @@ class Command(BaseCommand):
         except ImportError:
             yield None
             return
-        with tqdm(total=total, desc=what, unit="file", file=_BarOutput(self.stderr)) as bar:
+        with tqdm(total=total, desc=what, unit="file", file=BarOutput(self.stderr)) as bar:
             yield bar.update
 
     # -- status ------------------------------------------------------------
@@ -235,43 +185,8 @@ class Command(BaseCommand):
         if options["json"]:
             self.emit(summary)
             return OK
-        states = [str(state) for state in Status]
-        estimated = summary["remote_estimated"]
-        table = [["storage", *states, "total"]]
-        for entry in summary["storages"]:
-            label = entry["key"] + ("" if entry["known"] else "*")
-            counts = [str(entry["counts"][state]) for state in states]
-            total = str(entry["total"])
-            if estimated:
-                counts[states.index(Status.REMOTE)] = "~" + counts[states.index(Status.REMOTE)]
-                total = "~" + total
-            table.append([label, *counts, total])
-        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-        for line in table:
-            cells = [line[0].ljust(widths[0])]
-            cells += [cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=True)]
-            self.stdout.write("  ".join(cells))
-        if any(not entry["known"] for entry in summary["storages"]):
-            self.stdout.write("* no storage with this key exists in this process")
-        if estimated:
-            self.stdout.write(
-                "~ estimated from PostgreSQL's statistics (--exact counts them); the other "
-                "states are exact."
-            )
-        pending = [e["oldest_pending"] for e in summary["storages"] if e["oldest_pending"]]
-        for row in pending:
-            self.stdout.write(
-                f"Oldest pending in {row['key']}: {row['name']} ({row['status']}, "
-                f"{row['attempts']} attempts), saved {age(row['age_seconds'])} ago"
-            )
-        if not pending:
-            self.stdout.write("Nothing is pending.")
-        lost = summary["totals"][Status.LOST]
-        if lost:
-            self.stdout.write(
-                f"{n(lost, 'file')} LOST: verify found no remote and no local copy; only a "
-                "backup can bring them back."
-            )
+        for line in status_lines(summary):
+            self.stdout.write(line)
         return OK
 
     # -- retry -------------------------------------------------------------
@@ -359,32 +274,11 @@ class Command(BaseCommand):
             self.emit(document)
         else:
             for report in reports:
-                self._print_sync(report, options)
+                for line in sync_lines(report, options["remote"], options["verbosity"]):
+                    self.stdout.write(line)
         if problems:
             return self.attention(f"sync could not adopt {n(len(problems), 'file')} (see above).")
         return OK
-
-    def _print_sync(self, report: Any, options: dict[str, Any]) -> None:
-        would = "would be " if report.dry_run else ""
-        line = (
-            f"{report.key}: {n(report.seen_local, 'local file')}, {len(report.adopted)} "
-            f"{would}adopted ({report.status})"
-        )
-        if options["remote"]:
-            line += (
-                f"; {n(report.seen_remote, 'remote file')}, {len(report.recorded_remote)} "
-                f"{would}recorded as remote"
-            )
-        if report.skipped:
-            line += f"; {len(report.skipped)} skipped"
-        self.stdout.write(line + ".")
-        for skip in report.skipped:
-            self.stdout.write(f"  skipped {skip['name']}: {skip['reason']}")
-        if options["verbosity"] >= 2:
-            for name in report.adopted:
-                self.stdout.write(f"  {would}adopted {name}")
-            for name in report.recorded_remote:
-                self.stdout.write(f"  {would}recorded as remote {name}")
 
     # -- verify ------------------------------------------------------------
 
@@ -409,7 +303,7 @@ class Command(BaseCommand):
                 f"{n(len(report.problems), 'problem')}."
             )
             for problem in report.problems:
-                self.stdout.write("  " + self._describe(problem))
+                self.stdout.write("  " + describe(problem))
         if report.unknown:
             self._unknown_message(report.unknown, "checked")
         if report.problems or report.unknown:
@@ -421,27 +315,6 @@ class Command(BaseCommand):
                 text += f"; {n(sum(report.unknown.values()), 'file')} could not be checked"
             return self.attention(text + ".")
         return OK
-
-    @staticmethod
-    def _describe(problem: Any) -> str:
-        where = f"{problem.key}: {problem.name}"
-        if problem.kind == "missing":
-            text = f"{where} is missing on the remote"
-        elif problem.kind == "lost":
-            text = f"{where} is LOST: {problem.detail}"
-        elif problem.kind == "checksum":
-            text = f"{where} holds other bytes on the remote ({problem.detail})"
-        elif problem.kind == "size":
-            text = (
-                f"{where} has {problem.actual_size} bytes on the remote, "
-                f"{problem.expected_size} recorded"
-            )
-        else:
-            text = f"{where} could not be checked: {problem.detail}"
-        return text + {
-            "requeued": " (re-queued from the local copy)",
-            "lost": " (LOST: the local copy is gone too)",
-        }.get(problem.action, "")
 
     # -- rekey -------------------------------------------------------------
 
