@@ -13,9 +13,13 @@ import os
 from typing import Any
 
 from celery import current_task
+from django.core.files.storage import FileSystemStorage
 from django.db import DatabaseError
+from django.template.defaultfilters import filesizeformat
 
 from storage_hooks import signals
+from storage_hooks.errors import redact
+from storage_hooks.exceptions import failure_kind
 
 from .models import Event, photo_storage
 
@@ -50,7 +54,24 @@ def on_transfer_started(sender: Any, *, name: str, attempt: int, **kwargs: Any) 
     record(Event.Kind.TRANSFER_STARTED, name, attempt=attempt)
 
 
+def strips_metadata(storage: Any) -> bool:
+    """Whether the storage has a StripMetadata hook (by class name, so this
+    module works with a storage_hooks that has none yet)."""
+    return any(type(hook).__name__ == "StripMetadata" for hook in storage.hooks)
+
+
 def on_transferred(sender: Any, *, name: str, size: int, duration: float, **kwargs: Any) -> None:
+    # StripMetadata rewrote the local copy before the transfer: what left
+    # is smaller than what was uploaded. Our own log has the upload's size.
+    saved = (
+        Event.objects.filter(kind=Event.Kind.SAVED_LOCALLY, name=name)
+        .order_by("-time", "-pk")
+        .values_list("size", flat=True)
+        .first()
+    )
+    if saved is not None and saved != size and strips_metadata(sender):
+        note = f"{filesizeformat(saved)} \u2192 {filesizeformat(size)}"
+        record(Event.Kind.METADATA_STRIPPED, name, size=size, note=note)
     record(Event.Kind.TRANSFERRED, name, size=size, duration=duration)
 
 
@@ -63,8 +84,20 @@ def on_transfer_failed(
     will_retry: bool,
     **kwargs: Any,
 ) -> None:
-    error = f"{type(exception).__name__}: {exception}"
-    record(Event.Kind.TRANSFER_FAILED, name, attempt=attempt, error=error, will_retry=will_retry)
+    # The full text is for staff (the admin), with the local root made
+    # relative and URLs stripped of credentials and signatures; visitors
+    # see the fixed message of its kind (Event.public_error).
+    local = sender.local
+    roots = [local.location] if isinstance(local, FileSystemStorage) else []
+    error = redact(f"{type(exception).__name__}: {exception}", roots=roots)
+    record(
+        Event.Kind.TRANSFER_FAILED,
+        name,
+        attempt=attempt,
+        error=error,
+        failure=failure_kind(exception),
+        will_retry=will_retry,
+    )
 
 
 def on_local_deleted(sender: Any, *, name: str, **kwargs: Any) -> None:
