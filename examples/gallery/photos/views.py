@@ -56,13 +56,12 @@ def too_large(request: HttpRequest) -> bool:
 
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and too_large(request):
-        form = UploadForm()
-        form.add_error(
-            None,
+        error = (
             f"This upload is too large: up to {filesizeformat(max_upload_bytes())} per image "
-            f"and {getattr(settings, 'MAX_UPLOAD_FILES', 20)} images at once.",
+            f"and {getattr(settings, 'MAX_UPLOAD_FILES', 20)} images at once."
         )
-        return render(request, "photos/upload.html", {"form": form}, status=413)
+        context = {"form": UploadForm(), "error": error}
+        return render(request, "photos/upload.html", context, status=413)
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         files = form.cleaned_data["images"]
