@@ -33,7 +33,8 @@ Storages:
 * ``storage_hooks.W003``: a QueuedStorage with neither a STORAGES alias nor
   ``key=``.
 * ``storage_hooks.W004``: a QueuedStorage built with credentials in its
-  options (they would be written into migrations and pickles).
+  options (written into migrations and pickles, or left out of them so that
+  rebuilt copies have none).
 """
 
 from __future__ import annotations
@@ -323,9 +324,13 @@ def _check_parts(storage: Any) -> Messages:
     return messages
 
 
-def _explicit_key(storage: Any) -> str | None:
+def _explicit_key(storage: Any) -> bool:
+    """Whether the storage's key is named (``key=`` or a STORAGES alias)."""
+    explicit = getattr(storage, "has_explicit_key", None)
+    if explicit is not None:
+        return bool(explicit)
     _, _, kwargs = storage.deconstruct()
-    return kwargs.get("key") or None
+    return bool(kwargs.get("key"))
 
 
 def _key_max_length() -> int | None:
@@ -368,17 +373,38 @@ def _check_key(storage: Any, aliases: dict[str, Any]) -> Messages:
 
 
 def _check_credentials(storage: Any) -> Messages:
+    # What a migration of a field using this storage would hold...
     _, args, kwargs = storage.deconstruct()
-    options = {k: v for k, v in kwargs.items() if k != "key"}
-    found = credential_options(list(args), "args") + credential_options(options)
-    if not found:
+    written = credential_options(list(args), "args") + credential_options(
+        {k: v for k, v in kwargs.items() if k != "key"}
+    )
+    # ...and what the storage was given (storage_hooks leaves credentials
+    # out of migrations and pickles). Django's @deconstructible keeps the
+    # arguments as given in _constructor_args (Django 5.2 and 6.x).
+    given_args, given_kwargs = getattr(storage, "_constructor_args", ((), {}))
+    given = credential_options(list(given_args), "args") + credential_options(
+        {k: v for k, v in given_kwargs.items() if k != "key"}
+    )
+    dropped = [place for place in given if place not in written]
+    if not (written or dropped):
         return []
-    places = ", ".join(found[:5])
+    places = ", ".join([*written, *dropped][:5])
+    why = []
+    if written:
+        why.append(
+            "they are written in plain text into every migration of a model field that uses "
+            "it, and into every pickle of it"
+        )
+    if dropped:
+        why.append(
+            "storage_hooks leaves them out of migrations and pickles, so a storage rebuilt from "
+            "those (by a migration, or unpickled where no storage of its key is registered) "
+            "has none and cannot transfer"
+        )
     return [
         _warning(
             f"The QueuedStorage {storage.key!r} is built with credentials in its options "
-            f"({places}): they are written in plain text into every migration of a model "
-            "field that uses it, and into every pickle of it.",
+            f"({places}): {'; and '.join(why)}.",
             4,
             hint="Define the remote as its own STORAGES alias whose OPTIONS read the "
             "credentials from the environment (or leave them to the provider's usual "
