@@ -50,6 +50,8 @@ def client_script(var_dir: Path, body: str, **env: str) -> dict[str, object]:
     code = (
         "import json, django\n"
         "django.setup()\n"
+        "from django.test.utils import setup_test_environment\n"
+        "setup_test_environment()\n"
         "from django.core.management import call_command\n"
         "call_command('migrate', verbosity=0)\n"
         "from django.test import Client\n"

@@ -102,11 +102,10 @@ def nothing_queued(queryset: QuerySet[Photo], statuses: tuple[Status, ...]) -> s
     files are in, beside the ones the action acts on."""
     storage = photo_storage()
     names = [name for photo in queryset for name in photo.file_names]
-    counts: dict[str, int] = {}
-    for status in storage.statuses(names).values():
-        label = status.value if status else "not in the ledger"
-        counts[label] = counts.get(label, 0) + 1
-    found = ", ".join(f"{count} {label}" for label, count in sorted(counts.items()))
+    found_statuses = list(storage.statuses(names).values())
+    counts = [(found_statuses.count(status), status.value) for status in Status]
+    counts.append((found_statuses.count(None), "not in the ledger"))
+    found = ", ".join(f"{count} {label}" for count, label in counts if count)
     wanted = " or ".join(status.value for status in statuses)
     return (
         f"Nothing was queued: this action queues {wanted} files, and the selected photos' "
