@@ -230,3 +230,50 @@ def test_failed_transfer_shows_then_recovers_on_retry(page: Any, stack: Any) -> 
     assert kinds.count("transfer_queued") == 2
     assert kinds.count("transfer_started") == 3
     assert kinds[-2:] == ["transferred", "local_deleted"]
+
+
+def fits(page: Any, selector: str) -> bool:
+    """Whether the element's content fits its width (no horizontal scroll)."""
+    return bool(page.eval_on_selector(selector, "e => e.scrollWidth <= e.clientWidth + 1"))
+
+
+def test_cards_line_up_and_admin_lists_fit_at_1280px(page: Any, stack: Any) -> None:
+    """Portrait and landscape photos get cards of one size, and the photos'
+    and the ledger's admin lists fit a 1280 px window without scrolling."""
+    from playwright.sync_api import expect
+
+    stack.start("s3", "web")  # no worker: the local copies are shown
+    page.goto(stack.url + "upload/")
+    long_name = "a-very-long-name-for-a-panorama-of-the-whole-mountain-range.jpg"
+    shapes = {"tower.jpg": (480, 900), "lake.jpg": (900, 480), long_name: (1600, 400)}
+    page.get_by_label("Images").set_input_files(
+        [
+            {"name": name, "mimeType": "image/jpeg", "buffer": jpeg((90, 90, 160), size)}
+            for name, size in shapes.items()
+        ]
+    )
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url(stack.url)
+    cards = [card(page, "Tower"), card(page, "Lake")]
+    for each in cards:
+        wait_for_picture_from(page, each, host(stack.url))
+    boxes = [each.bounding_box() for each in cards]
+    frames = [each.locator(".photo-frame").bounding_box() for each in cards]
+    assert boxes[0]["y"] == boxes[1]["y"]
+    assert boxes[0]["height"] == boxes[1]["height"]
+    assert frames[0]["height"] == frames[1]["height"]
+    assert abs(frames[0]["height"] / frames[0]["width"] - 3 / 4) < 0.01
+
+    page.goto(stack.url + "admin/photos/photo/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("admin")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#result_list tbody tr")).to_have_count(3)
+    # Before its transfer a photo has no thumbnail: no 7 MB original here.
+    expect(page.locator("#result_list img")).to_have_count(0)
+    expect(page.locator(".preview-pending")).to_have_count(3)
+    assert fits(page, "#changelist .results")
+    page.goto(stack.url + "admin/storage_hooks/storedfile/")
+    expect(page.locator("#result_list tbody tr")).to_have_count(3)
+    assert fits(page, "#changelist .results")
+    screenshot(page, "admin-ledger.png")
