@@ -231,3 +231,16 @@ def test_visitors_see_the_public_message_never_the_error(tmp_path: Path) -> None
     assert result["leaks"] == []
     assert result["shown"] == ["gallery", "api", "events", "event_rows"]
     assert result["api_error"] == result["message"]
+
+
+def test_every_gallery_variable_is_documented() -> None:
+    import re
+
+    code = "".join(
+        path.read_text() for path in GALLERY.rglob("*.py") if "migrations" not in path.parts
+    )
+    used = set(re.findall(r"GALLERY_[A-Z0-9_]+", code))
+    readme = (GALLERY / "README.rst").read_text()
+    documented = set(re.findall(r"``(GALLERY_[A-Z0-9_]+)``", readme))
+    assert used - {"GALLERY_"} <= documented, sorted(used - documented)
+    assert "GALLERY_DEBUG" in used
