@@ -133,8 +133,9 @@ def _events(request: HttpRequest) -> tuple[Photo | None, list[Event]]:
         events = events.filter(name__in=photo.file_names if photo else [])
     since = _since(request)
     if since is not None:
-        return photo, list(events.filter(time__gte=since - EVENT_SLACK)[:EVENT_LIMIT])
-    # The newest events, shown oldest first so the log reads like a story.
+        events = events.filter(time__gte=since - EVENT_SLACK)
+    # The newest events (so that a burst never holds the polling back),
+    # shown oldest first so the log reads like a story.
     return photo, list(events.reverse()[:EVENT_LIMIT])[::-1]
 
 
