@@ -38,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     "HOST_QUEUES": False,
     "HOSTNAME": None,
     "DATABASE": None,
+    # How a transfer is proven: "auto", "readback" or "size" (storage_hooks.proof).
+    "PROOF": "auto",
+    # Seconds between two logged cache errors (the cache is only an accelerator).
+    "LOG_CACHE_ERRORS_EVERY": 60,
 }
 
 #: django-queued-storage's names, used where ``STORAGE_HOOKS`` is silent.
