@@ -112,9 +112,7 @@ STRIPPED = """
 from types import SimpleNamespace
 from photos import receivers
 from photos.models import Event
-
-class StripMetadata:  # what the receiver looks for, by name
-    pass
+from storage_hooks.hooks import StripMetadata
 
 storage = SimpleNamespace(hooks=[StripMetadata()])
 plain = SimpleNamespace(hooks=[])

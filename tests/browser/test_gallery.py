@@ -277,3 +277,52 @@ def test_cards_line_up_and_admin_lists_fit_at_1280px(page: Any, stack: Any) -> N
     expect(page.locator("#result_list tbody tr")).to_have_count(3)
     assert fits(page, "#changelist .results")
     screenshot(page, "admin-ledger.png")
+
+
+def jpeg_with_gps(color: tuple[int, int, int]) -> bytes:
+    """A JPEG with EXIF: camera make and a GPS position."""
+    image = Image.linear_gradient("L").resize((960, 640)).convert("RGB")
+    image = Image.blend(image, Image.new("RGB", image.size, color), 0.6)
+    exif = Image.Exif()
+    exif[0x010F] = "DemoCam"  # Make
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)}  # GPS
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def test_metadata_is_stripped_before_s3_and_the_log_shows_it(page: Any, stack: Any) -> None:
+    import boto3
+    from playwright.sync_api import expect
+
+    upload = jpeg_with_gps((200, 80, 40))
+    assert Image.open(io.BytesIO(upload)).getexif().get_ifd(0x8825)
+    stack.start()
+    page.goto(stack.url + "upload/")
+    page.get_by_label("Images").set_input_files(
+        [{"name": "paris.jpg", "mimeType": "image/jpeg", "buffer": upload}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url(stack.url)
+    photo = card(page, "Paris")
+    expect(photo.locator("[data-field=status]")).to_have_text("remote")
+    name = str(photo.locator("[data-field=url]").get_attribute("href")).split("?")[0]
+    name = name.split("/gallery/", 1)[1]
+
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.s3_endpoint, region_name="us-east-1",
+        aws_access_key_id="demo", aws_secret_access_key="demo",
+    )  # fmt: skip
+    stored = s3.get_object(Bucket="gallery", Key=name)["Body"].read()
+    assert len(stored) < len(upload)
+    cleaned = Image.open(io.BytesIO(stored)).getexif()
+    assert not cleaned.get_ifd(0x8825)
+    assert 0x010F not in cleaned
+
+    photo.get_by_role("link", name="Events").click()
+    row = page.locator("tr[data-kind=metadata_stripped]", has_text=name)
+    expect(row).to_have_count(1)
+    expect(row.locator("td.details")).to_contain_text("\u2192")
+    kinds = event_kinds(page, name)
+    assert kinds.index("metadata_stripped") == kinds.index("transferred") - 1
+    screenshot(page, "events.png")

@@ -16,7 +16,7 @@ from pathlib import Path
 from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
-from storage_hooks.hooks import DeleteLocal, Thumbnails
+from storage_hooks.hooks import DeleteLocal, StripMetadata, Thumbnails
 
 from .env import cache, database, env, env_bool, env_int, env_number, folder
 
@@ -144,10 +144,10 @@ STORAGES = {
             "local": "photos-local",
             "remote": "photos-remote",
             "hooks": [
-                # TODO(StripMetadata): add storage_hooks.hooks.StripMetadata() here, first in
-                # the list, once main has it (hooks/strip_metadata.py): it removes EXIF (GPS
-                # included), XMP and IPTC from each upload before it leaves, and the event
-                # log shows "metadata stripped" (photos/receivers.py).
+                # Removes EXIF (GPS included), XMP and IPTC from each upload
+                # before it leaves, after turning it upright; the event log
+                # shows "metadata stripped" (photos/receivers.py).
+                StripMetadata(),
                 # Made by the worker at transfer_started, saved through the
                 # same storage, so they are transferred (and deleted) too.
                 Thumbnails({"small": (480, 480)}, format="WEBP", quality=80),

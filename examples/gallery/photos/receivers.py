@@ -20,6 +20,7 @@ from django.template.defaultfilters import filesizeformat
 from storage_hooks import signals
 from storage_hooks.errors import redact
 from storage_hooks.exceptions import failure_kind
+from storage_hooks.hooks import StripMetadata
 
 from .models import Event, photo_storage
 
@@ -55,9 +56,8 @@ def on_transfer_started(sender: Any, *, name: str, attempt: int, **kwargs: Any) 
 
 
 def strips_metadata(storage: Any) -> bool:
-    """Whether the storage has a StripMetadata hook (by class name, so this
-    module works with a storage_hooks that has none yet)."""
-    return any(type(hook).__name__ == "StripMetadata" for hook in storage.hooks)
+    """Whether the storage has a StripMetadata hook."""
+    return any(isinstance(hook, StripMetadata) for hook in storage.hooks)
 
 
 def on_transferred(sender: Any, *, name: str, size: int, duration: float, **kwargs: Any) -> None:
