@@ -12,8 +12,7 @@ Settings:
 * ``storage_hooks.E009``: ``QUEUE`` is not a non-empty string.
 * ``storage_hooks.E010``: ``CONDITIONAL_WRITES`` is not True, False or "only".
 * ``storage_hooks.E011``: ``DATABASE`` is not an alias of ``DATABASES``.
-* ``storage_hooks.E012``: ``PROOF`` is not one of "auto", "checksum",
-  "readback", "size".
+* ``storage_hooks.E012``: ``PROOF`` is not one of "auto", "readback", "size".
 * ``storage_hooks.E013``: ``HOST_QUEUES`` is not a bool, or ``HOSTNAME`` not
   a non-empty string.
 * ``storage_hooks.E014``: the runner is not "immediate" and the cache lives

@@ -38,10 +38,6 @@ DEFAULTS: dict[str, Any] = {
     "HOST_QUEUES": False,
     "HOSTNAME": None,
     "DATABASE": None,
-    # How a transfer is proven: "auto", "readback" or "size" (storage_hooks.proof).
-    "PROOF": "auto",
-    # Seconds between two logged cache errors (the cache is only an accelerator).
-    "LOG_CACHE_ERRORS_EVERY": 60,
 }
 
 #: django-queued-storage's names, used where ``STORAGE_HOOKS`` is silent.
@@ -51,8 +47,8 @@ LEGACY = {
     "CACHE_PREFIX": "QUEUED_STORAGE_CACHE_PREFIX",
 }
 
-#: The values ``PROOF`` accepts.
-PROOFS = ("auto", "checksum", "readback", "size")
+#: The values ``PROOF`` accepts (the modes of :mod:`storage_hooks.proof`).
+PROOFS = ("auto", "readback", "size")
 
 
 class Settings:
@@ -182,10 +178,10 @@ class Settings:
     @property
     def PROOF(self) -> str:
         """How a transfer is proven before the file counts as remote:
-        ``"auto"`` (default: the strongest proof the remote offers),
-        ``"checksum"`` (the remote confirms the SHA-256, e.g. S3's
-        ChecksumSHA256), ``"readback"`` (the copy is read back and hashed),
-        ``"size"`` (the remote size only: cheapest, weakest)."""
+        ``"auto"`` (default: the strongest proof the remote offers, e.g.
+        S3's ChecksumSHA256, else a read-back), ``"readback"`` (the copy is
+        read back and hashed), ``"size"`` (the remote size only: cheapest,
+        weakest)."""
         return self._get("PROOF")
 
     @property

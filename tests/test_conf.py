@@ -93,3 +93,10 @@ def test_hostname_is_the_setting_or_the_machines_name() -> None:
     assert hostname() == socket.gethostname()
     with override_settings(STORAGE_HOOKS={"HOSTNAME": "web-1"}):
         assert hostname() == "web-1"
+
+
+def test_proof_takes_the_modes_the_proof_module_knows() -> None:
+    from storage_hooks.conf import PROOFS
+    from storage_hooks.proof import MODES
+
+    assert set(PROOFS) == set(MODES)
