@@ -114,14 +114,17 @@ from photos import receivers
 from photos.models import Event
 from storage_hooks.hooks import StripMetadata
 
-storage = SimpleNamespace(hooks=[StripMetadata()])
-plain = SimpleNamespace(hooks=[])
-receivers.on_saved_locally(storage, name='a.jpg', size=2_500_000)
-receivers.on_transferred(storage, name='a.jpg', size=2_400_000, duration=0.5)
-receivers.on_saved_locally(storage, name='b.jpg', size=1000)
-receivers.on_transferred(storage, name='b.jpg', size=1000, duration=0.1)
-receivers.on_saved_locally(plain, name='c.jpg', size=1000)
-receivers.on_transferred(plain, name='c.jpg', size=900, duration=0.1)
+# The local copies as StripMetadata left them (it runs before the
+# transfer_started receivers): a.jpg lost its EXIF, b.jpg had none.
+sizes = {'a.jpg': 2_400_000, 'b.jpg': 1000, 'c.jpg': 900}
+local = SimpleNamespace(size=sizes.__getitem__)
+storage = SimpleNamespace(hooks=[StripMetadata()], local=local)
+plain = SimpleNamespace(hooks=[], local=local)
+for sender, name, size in [(storage, 'a.jpg', 2_500_000), (storage, 'b.jpg', 1000),
+                           (plain, 'c.jpg', 1000)]:
+    receivers.on_saved_locally(sender, name=name, size=size)
+    receivers.on_transfer_started(sender, name=name, attempt=1)
+    receivers.on_transfer_started(sender, name=name, attempt=2)  # a retry
 result['events'] = [[e.kind, e.name, e.note] for e in Event.objects.all()]
 """
 
@@ -130,12 +133,15 @@ def test_the_event_log_shows_stripped_metadata(tmp_path: Path) -> None:
     result = client_script(tmp_path, STRIPPED, GALLERY_DEBUG="1")
     assert result["events"] == [
         ["saved_locally", "a.jpg", ""],
+        ["transfer_started", "a.jpg", ""],
         ["metadata_stripped", "a.jpg", "2.4\xa0MB \u2192 2.3\xa0MB"],
-        ["transferred", "a.jpg", ""],
+        ["transfer_started", "a.jpg", ""],
         ["saved_locally", "b.jpg", ""],
-        ["transferred", "b.jpg", ""],
+        ["transfer_started", "b.jpg", ""],
+        ["transfer_started", "b.jpg", ""],
         ["saved_locally", "c.jpg", ""],
-        ["transferred", "c.jpg", ""],
+        ["transfer_started", "c.jpg", ""],
+        ["transfer_started", "c.jpg", ""],
     ]
 
 

@@ -53,6 +53,7 @@ def on_transfer_queued(sender: Any, *, name: str, **kwargs: Any) -> None:
 
 def on_transfer_started(sender: Any, *, name: str, attempt: int, **kwargs: Any) -> None:
     record(Event.Kind.TRANSFER_STARTED, name, attempt=attempt)
+    note_stripped_metadata(sender, name)
 
 
 def strips_metadata(storage: Any) -> bool:
@@ -60,18 +61,31 @@ def strips_metadata(storage: Any) -> bool:
     return any(isinstance(hook, StripMetadata) for hook in storage.hooks)
 
 
-def on_transferred(sender: Any, *, name: str, size: int, duration: float, **kwargs: Any) -> None:
-    # StripMetadata rewrote the local copy before the transfer: what left
-    # is smaller than what was uploaded. Our own log has the upload's size.
+def note_stripped_metadata(storage: Any, name: str) -> None:
+    """Record "metadata stripped" once, when StripMetadata made the local
+    copy smaller than the upload (preprocessing runs before the
+    transfer_started receivers). Our own log has the upload's size."""
+    if not strips_metadata(storage):
+        return
+    events = Event.objects.filter(name=name)
     saved = (
-        Event.objects.filter(kind=Event.Kind.SAVED_LOCALLY, name=name)
+        events.filter(kind=Event.Kind.SAVED_LOCALLY)
         .order_by("-time", "-pk")
         .values_list("size", flat=True)
         .first()
     )
-    if saved is not None and saved != size and strips_metadata(sender):
+    if saved is None or events.filter(kind=Event.Kind.METADATA_STRIPPED).exists():
+        return
+    try:
+        size = storage.local.size(name)
+    except OSError:
+        return
+    if size != saved:
         note = f"{filesizeformat(saved)} \u2192 {filesizeformat(size)}"
         record(Event.Kind.METADATA_STRIPPED, name, size=size, note=note)
+
+
+def on_transferred(sender: Any, *, name: str, size: int, duration: float, **kwargs: Any) -> None:
     record(Event.Kind.TRANSFERRED, name, size=size, duration=duration)
 
 
