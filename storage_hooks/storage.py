@@ -21,15 +21,20 @@ from datetime import datetime
 from functools import cached_property, partial
 from typing import IO, Any
 
-from django.core import checks
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.core.files.utils import validate_file_name
 from django.db import IntegrityError, transaction
 
-from . import ledger, localfiles, registry, s3, signals
-from .checks import check_installed
+from . import (
+    installed,  # noqa: F401  (registers storage_hooks.E006)
+    ledger,
+    localfiles,
+    registry,
+    s3,
+    signals,
+)
 from .conf import hostname
 from .exceptions import FileDeleted
 from .hooks import resolve_hook
@@ -45,9 +50,6 @@ from .resolve import (
 )
 from .runners import get_runner
 from .status import GONE_STATES, Status
-
-# Using a QueuedStorage without the app installed is caught by `check`.
-checks.register(check_installed)
 
 LEGACY_TASKS = {
     "queued_storage.tasks.Transfer": False,
