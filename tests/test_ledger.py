@@ -257,3 +257,39 @@ def test_the_memory_expires_and_can_be_turned_off(
         caches["default"].clear()
         with django_assert_num_queries(1):
             assert fs_storage.status(other) == Status.REMOTE
+
+
+# -- issue 18: ledger behaviours pinned in the ledger's own tests -------------
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_requeue_resets_attempts_only_when_asked(fs_storage: QueuedStorage, reset: bool) -> None:
+    delayed = QueuedStorage(
+        local=fs_storage.local, remote=fs_storage.remote, delayed=True, key=unique_key()
+    )
+    name = delayed.save("a.txt", ContentFile(b"x"))
+    assert ledger.requeue(delayed.key, name, reset_attempts=False)
+    claimed = ledger.claim(delayed.key, name)
+    assert claimed is not None
+    assert ledger.mark_failed(claimed, "boom", final=True, kind="error")
+    assert ledger.requeue(delayed.key, name, reset_attempts=reset)
+    requeued = row(delayed, name)
+    assert requeued.status == Status.QUEUED
+    assert requeued.attempts == (0 if reset else 1)
+    assert requeued.failure == ("" if reset else "error")
+
+
+def test_an_insert_conflict_is_not_counted_as_inserted(fs_storage: QueuedStorage) -> None:
+    assert ledger.insert_if_absent(
+        fs_storage.key, "taken.txt", status=Status.LOCAL, size=1, checksum="a" * 64
+    )
+    first = StoredFile.objects.filter(storage_key=fs_storage.key, name="taken.txt").values().get()
+    assert not ledger.insert_if_absent(
+        fs_storage.key, "taken.txt", status=Status.QUEUED, size=2, checksum="b" * 64
+    )
+    assert StoredFile.objects.filter(storage_key=fs_storage.key, name="taken.txt").count() == 1
+    assert (
+        StoredFile.objects.filter(storage_key=fs_storage.key, name="taken.txt").values().get()
+        == first
+    )
+    assert ledger.status(fs_storage.key, "taken.txt") == Status.LOCAL
