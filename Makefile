@@ -18,7 +18,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test quick lint bench chromium pythons clean
+.PHONY: demo test quick lint bench chromium pythons clean mutate
 
 $(STAMP): pyproject.toml
 	@command -v python3.12 >/dev/null || { echo "python3.12 is needed (e.g. pyenv install 3.12)"; exit 1; }
@@ -47,6 +47,11 @@ quick: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/tox run -e lint
+
+# Mutation testing (mutmut) of the modules that guard data, driven by the fast
+# unit tests; MODULES="proof ledger" limits it (see docs/contributing-mutation.rst).
+mutate: $(STAMP)
+	$(PY) mutation/run.py $(MODULES)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

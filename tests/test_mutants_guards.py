@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,14 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
-from storage_hooks import Status, ledger, signals
+from storage_hooks import Status, ledger, proof, signals
 from storage_hooks.exceptions import VerificationError
 from storage_hooks.hooks import DeleteLocal
 from storage_hooks.localfiles import check_inside_root, open_binary, unlink
 from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
 
-from .conftest import unique_key
+from .conftest import make_s3, unique_key
 from .testapp.storages import fs_pair, recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,3 +147,93 @@ def test_a_sibling_directory_sharing_the_roots_prefix_is_outside(tmp_path: Path)
     with pytest.raises(SuspiciousFileOperation):
         unlink(storage, "dir/secret.txt")
     assert (evil / "secret.txt").read_bytes() == b"secret"
+
+
+# -- what the proof reports ---------------------------------------------------
+
+
+def test_a_file_system_remote_is_proven_by_reading_it_back(
+    local_dir: Path, remote_dir: Path, settings: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate"}
+    storage = fs_pair(local_dir, remote_dir, unique_key())
+    with recording(storage, signals.transferred) as events:
+        name = storage.save("a.bin", ContentFile(DATA))
+    assert events[0][1]["proof"] == "readback"
+    row = row_of(storage, name)
+    assert row.remote_etag == f"sha256:{row.checksum}"  # what a clean-up later checks
+
+
+@pytest.mark.parametrize(("how", "message"), [("auto", "is not the file that was sent")])
+def test_a_failed_proof_says_what_the_remote_holds(
+    local_dir: Path, remote_dir: Path, settings: Any, how: str, message: str
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 1, "PROOF": how}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=StoresLess(location=remote_dir),
+        key=unique_key(),
+    )
+    name = storage.save("short.bin", ContentFile(DATA))
+    error = row_of(storage, name).last_error
+    assert message in error
+    assert f"{len(DATA) // 2} bytes" in error
+    assert f"expected {len(DATA)} bytes" in error
+
+
+def test_the_size_proof_says_both_sizes(local_dir: Path, remote_dir: Path, settings: Any) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 1, "PROOF": "size"}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=StoresMore(location=remote_dir),
+        key=unique_key(),
+    )
+    name = storage.save("long.bin", ContentFile(DATA))
+    error = row_of(storage, name).last_error
+    assert f"has {len(DATA) + len(b'padding')} bytes, not {len(DATA)}" in error
+
+
+# -- cleaning up a stale attempt's copy: only a copy provably its own --------
+
+
+def test_a_sha256_identity_deletes_only_the_copy_it_describes(remote_dir: Path) -> None:
+    remote = FileSystemStorage(location=remote_dir)
+    remote.save("mine.bin", ContentFile(DATA))
+    identity = f"sha256:{hashlib.sha256(DATA).hexdigest()}"
+    other = f"sha256:{hashlib.sha256(b'other bytes').hexdigest()}"
+
+    assert proof.is_ours(remote, "mine.bin", identity)
+    assert not proof.is_ours(remote, "mine.bin", other)
+    assert not proof.is_ours(remote, "mine.bin", "")  # no identity: never ours
+    assert not proof.is_ours(remote, "missing.bin", identity)
+
+    assert proof.delete_if_ours(remote, "mine.bin", other) is False
+    assert proof.delete_if_ours(remote, "mine.bin", "") is False
+    assert (remote_dir / "mine.bin").read_bytes() == DATA
+    assert proof.delete_if_ours(remote, "mine.bin", identity) is True
+    assert not (remote_dir / "mine.bin").exists()
+    assert proof.delete_if_ours(remote, "mine.bin", identity) is False
+
+
+def test_an_etag_identity_deletes_an_s3_object_only_while_it_is_unchanged(
+    s3_endpoint: str, s3_bucket: str
+) -> None:
+    remote = make_s3(s3_endpoint, s3_bucket)
+    remote.save("mine.bin", ContentFile(DATA))
+    etag = remote.connection.meta.client.head_object(Bucket=s3_bucket, Key="mine.bin")["ETag"]
+    remote.delete("mine.bin")
+    remote.save("mine.bin", ContentFile(b"a newer writer's bytes"))
+
+    assert proof.delete_if_ours(remote, "mine.bin", etag) is False
+    assert remote.exists("mine.bin")
+    newer = remote.connection.meta.client.head_object(Bucket=s3_bucket, Key="mine.bin")["ETag"]
+    assert proof.delete_if_ours(remote, "mine.bin", newer) is True
+    assert not remote.exists("mine.bin")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("bogus", "auto"), ("size", "size")])
+def test_an_unknown_proof_setting_falls_back_to_the_strongest(
+    settings: Any, value: str, expected: str
+) -> None:
+    settings.STORAGE_HOOKS = {"PROOF": value}
+    assert proof.mode() == expected
