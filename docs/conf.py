@@ -13,7 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "docs_settings")
+os.environ["DJANGO_SETTINGS_MODULE"] = "docs_settings"  # never the caller's
 
 import django  # noqa: E402
 
