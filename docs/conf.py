@@ -42,7 +42,11 @@ nitpicky = False
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {
+    "show-inheritance": True,
+    # Django's plumbing, not this library's API.
+    "exclude-members": "deconstruct, attr_class",
+}
 
 # No network at build time: intersphinx inventories are not fetched.
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,28 @@ def test_the_examples_run(tmp_path: Path) -> None:
     assert "0 failures in tests" in summary
     tests = int(summary.split("Doctest summary")[1].split()[1])
     assert tests >= 20  # the examples are there, and were run
+
+
+def python_blocks(text: str) -> list[str]:
+    """The bodies of the ``code-block:: python`` directives of a page."""
+    blocks = []
+    for part in text.split(".. code-block:: python\n")[1:]:
+        lines = []
+        for line in part.splitlines():
+            if line.strip() and not line.startswith(" "):
+                break
+            lines.append(line)
+        body = "\n".join(line for line in lines if not line.strip().startswith(":"))
+        blocks.append(textwrap.dedent(body))
+    return blocks
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.rst")))
+def test_every_python_example_is_valid_python(page: str) -> None:
+    """The examples that are not doctests (they need S3, Celery or a project
+    of their own) must at least be Python."""
+    for block in python_blocks((DOCS / page).read_text()):
+        compile(block, page, "exec")
 
 
 def test_every_setting_is_documented() -> None:
