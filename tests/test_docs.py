@@ -69,9 +69,23 @@ def test_the_site_builds_without_a_warning(html: Path) -> None:
     for page in PAGES:
         assert (html / f"{page}.html").exists(), page
     api = (html / "api.html").read_text()
-    # autodoc found the docstrings, not only the headings
-    assert "Queue the transfer of this file" in api
-    assert "storage_hooks.storage.QueuedStorage" in api
+    # autodoc found the objects and their docstrings, not only the headings.
+    for name in (
+        "storage.QueuedStorage",
+        "storage.QueuedStorage.transfer",
+        "storage.QueuedStorage.status",
+        "fallback.FallbackStorage",
+        "status.Status.DELETING",
+        "status.Status.LOST",
+        "fields.QueuedFileMixin.status",
+        "signals.transfer_started",
+        "hooks.Preprocess.process",
+        "exceptions.Rejected",
+    ):
+        anchor = api.find(f'id="storage_hooks.{name}"')
+        assert anchor > 0, f"{name} is not in the API reference"
+        description = api[anchor:].split("<dd>", 1)[1].split("</dd>", 1)[0]
+        assert "<p>" in description, f"{name} has no description"
 
 
 def test_the_examples_run(tmp_path: Path) -> None:
