@@ -23,8 +23,6 @@ from tests import services
 
 from . import snippets
 
-pytestmark = pytest.mark.integration
-
 #: How a command of the page is run here: the same programs, from this
 #: interpreter's environment.
 PROGRAMS = {
@@ -113,6 +111,7 @@ def write_snippets(project: Path) -> None:
             path.write_text(text)
 
 
+@pytest.mark.integration
 def test_a_file_reaches_s3_through_a_real_worker(tmp_path: Path, redis_url: str) -> None:
     blocks = snippets.console_blocks()
     bucket = f"quickstart-{uuid.uuid4().hex[:12]}"
