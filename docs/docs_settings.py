@@ -7,10 +7,13 @@ the immediate runner, with the ledger in an in-memory SQLite database.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
 MEDIA = Path(tempfile.mkdtemp(prefix="storage_hooks_docs_"))
+atexit.register(shutil.rmtree, MEDIA, ignore_errors=True)
 
 SECRET_KEY = "documentation only"
 USE_TZ = True
