@@ -147,7 +147,7 @@ def test_every_reference_to_a_docs_page_leads_to_one() -> None:
             or any(
                 part.startswith(".") or part in ("_build", "node_modules") for part in path.parts
             )
-            or path == Path(__file__)
+            or path == Path(__file__).resolve()
         ):
             continue
         for target in re.findall(r"\bdocs/[\w/.-]+?\.rst\b", path.read_text(errors="replace")):
