@@ -141,11 +141,13 @@ def test_every_reference_to_a_docs_page_leads_to_one() -> None:
     import re
 
     broken = []
+    checked = 0
     for path in REPO.rglob("*"):
         if (
             path.suffix not in (".py", ".rst", ".toml", ".ini", ".cfg")
             or any(
-                part.startswith(".") or part in ("_build", "node_modules") for part in path.parts
+                part.startswith(".") or part in ("_build", "node_modules")
+                for part in path.relative_to(REPO).parts
             )
             or path == Path(__file__).resolve()
         ):
@@ -153,6 +155,8 @@ def test_every_reference_to_a_docs_page_leads_to_one() -> None:
         for target in re.findall(r"\bdocs/[\w/.-]+?\.rst\b", path.read_text(errors="replace")):
             if not (REPO / target).exists():
                 broken.append(f"{path.relative_to(REPO)}: {target}")
+            checked += 1
+    assert checked >= 10  # the README alone names a dozen pages
     new = sorted(set(broken) - STALE_REFERENCES)
     assert not new, "references to pages that do not exist:\n" + "\n".join(new)
     fixed = sorted(STALE_REFERENCES - set(broken))
