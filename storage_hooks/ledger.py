@@ -1,76 +1,46 @@
-"""Reading and changing the ledger, with the cache in front of it.
+"""The ledger's state machine: every read and change of a file's row.
 
-Every state change goes to the database first and to the cache after the
-change commits. Reads ask the cache, then the database; they never ask a
-storage. A flushed cache therefore changes no answer and costs no remote
-call, only a query.
+One row per (storage key, name). The states and who moves a row between them::
 
-In front of the cache, each process remembers for a short while
-(``MEMORY_TIMEOUT``) which files are on the remote, the state a file keeps
-for the rest of its life: ``url()`` of a transferred file then costs no
-round trip at all. A change made by another process (a delete, a
-``verify --fix``) reaches this memory when the entry expires.
+    save ──> LOCAL (delayed) ──transfer()──> QUEUED ──claim──> TRANSFERRING
+    save ──> QUEUED                                            │      │
+                         QUEUED <──── failed, will retry ──────┘      │
+                         FAILED <──── failed for good ────────────────┤
+                         REMOTE <──── proven equal on the remote ─────┘
+    delete() ──> DELETING ──files removed (after commit)──> row removed
+    verify --fix, nothing left ──> LOST
+
+Every change is one conditional statement, so concurrent actors serialise
+on the row: a worker finishes only the attempt it claimed (``pk``, status
+and ``attempts`` match), ``delete`` marks a row the others then leave alone,
+and the code that removes a file takes the row's lock first (:func:`lock`).
+A name with no row is locked by inserting a placeholder row
+(:func:`hold_name`), so that a save of that name waits or picks another.
+
+Changes are published to the cache (:mod:`storage_hooks.statecache`) once
+they commit; reads ask the cache first and the database on a miss.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
-from django.core.cache import caches
-from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import statecache
 from .conf import conf
-from .lru import UrlMemory
-from .status import Status
+from .status import LOCAL_STATES, Status
 
 if TYPE_CHECKING:
     from .models import StoredFile
 
-#: Cached for names the ledger does not know.
-_UNKNOWN = "-"
-
-_remote_memory: UrlMemory | None = None
-
-
-def _memory() -> UrlMemory | None:
-    """This process's memory of files on the remote (None when disabled)."""
-    global _remote_memory
-    size, ttl = int(conf.MEMORY_SIZE), float(conf.MEMORY_TIMEOUT)
-    if size <= 0 or ttl <= 0:
-        return None
-    memory = _remote_memory
-    if memory is None or memory.size != size or memory.ttl != ttl:
-        memory = _remote_memory = UrlMemory(size, ttl)
-    return memory
-
-
-def _memorize(key: str, name: str, value: str | None) -> None:
-    memory = _memory()
-    if memory is None:
-        return
-    if value == Status.REMOTE:
-        memory.put(f"{key}\0{name}", 1)
-    else:
-        memory.forget(f"{key}\0{name}")
-
-
-def clear_memory() -> None:
-    """Forget everything this process remembers (tests; after a restore)."""
-    global _remote_memory
-    _remote_memory = None
-
-
-def on_remote(key: str, name: str) -> bool:
-    """Whether this process remembers ``name`` as on the remote (no I/O)."""
-    memory = _memory()
-    return memory is not None and memory.get(f"{key}\0{name}") is not None
+#: States whose row a new save, transfer or replacement may change.
+LIVE_STATES = (*LOCAL_STATES, Status.REMOTE)
 
 
 def model() -> type[StoredFile]:
@@ -90,124 +60,67 @@ def db_alias() -> str:
     return conf.DATABASE or router.db_for_write(model())
 
 
-def _cache() -> BaseCache:
-    return caches[conf.CACHE]
-
-
-def _cache_key(key: str, name: str) -> str:
-    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
-    return f"{conf.CACHE_PREFIX}:{key}:{digest}"
-
-
-def _timeout(status: str) -> int | None:
-    # A file on the remote stays there until deleted, which updates the
-    # cache; the other states change behind a process's back, so they are
-    # trusted briefly.
-    return None if status == Status.REMOTE else conf.CACHE_TIMEOUT
-
-
-def _remember(key: str, name: str, status: str | None) -> None:
-    value = status or _UNKNOWN
-    _cache().set(_cache_key(key, name), value, _timeout(value))
-    _memorize(key, name, value)
-
-
-def remember_on_commit(key: str, name: str, status: str | None) -> None:
-    """Update the cache once the current transaction commits.
-
-    Until then, reads inside this transaction skip the cache for this name
-    and ask the database, which shows them the change.
-    """
-    _memorize(key, name, None)
-    _changed_here().add((key, name))
-    transaction.on_commit(lambda: _remember(key, name, status), using=db_alias())
-
-
-def _changed_here() -> set[tuple[str, str]]:
-    """The (key, name) pairs the current transaction changed (empty outside
-    one). Kept on the connection, for its outermost atomic block only."""
-    connection = transaction.get_connection(db_alias())
-    if not connection.in_atomic_block:
-        return set()
-    block = id(connection.atomic_blocks[0]) if connection.atomic_blocks else 0
-    mark = getattr(connection, "_storage_hooks_changed", None)
-    if mark is None or mark[0] != block:
-        mark = (block, set())
-        connection._storage_hooks_changed = mark
-    return mark[1]
-
-
-def _cacheable(key: str, name: str) -> bool:
-    # A row this transaction changed may still be rolled back: don't
-    # publish what we read of it to other processes through the cache.
-    # Rows it did not touch read as committed, and may be cached (so url()
-    # inside ATOMIC_REQUESTS views still fills the cache).
-    return (key, name) not in _changed_here()
-
-
 def rows(key: str) -> Any:
     return model().objects.using(db_alias()).filter(storage_key=key)
 
 
+def _publish(key: str, name: str, status: str | None) -> None:
+    statecache.publish_on_commit(key, name, status, db_alias())
+
+
+#: The name round 1 gave :func:`statecache.publish_on_commit`.
+def remember_on_commit(key: str, name: str, status: str | None) -> None:
+    _publish(key, name, status)
+
+
+def clear_memory() -> None:
+    """Forget what this process remembers of files on the remote."""
+    statecache.clear_memory()
+
+
+# -- reads -----------------------------------------------------------------
+
+
 def status(key: str, name: str) -> Status | None:
     """The status of ``name``, or None when the ledger does not know it."""
-    if on_remote(key, name):
-        return Status.REMOTE
-    cache = _cache()
-    ckey = _cache_key(key, name)
-    cacheable = _cacheable(key, name)
-    value = cache.get(ckey) if cacheable else None
+    using = db_alias()
+    changed = statecache.changed_here(key, name, using)
+    value = None if changed else statecache.get(key, name)
     if value is None:
-        found = rows(key).filter(name=name).values_list("status", flat=True).first()
-        value = found or _UNKNOWN
-        if cacheable:
-            # add, not set: a state change that raced with this read wins.
-            cache.add(ckey, value, _timeout(value))
-            _memorize(key, name, value)
-    elif value == Status.REMOTE:
-        _memorize(key, name, value)
-    return None if value == _UNKNOWN else Status(value)
+        return fresh_status(key, name, cache=not changed)
+    return None if value == statecache.UNKNOWN else Status(value)
+
+
+def fresh_status(key: str, name: str, *, cache: bool = True) -> Status | None:
+    """The status in the database, whatever the cache says (and the cache
+    refilled with it)."""
+    found = rows(key).filter(name=name).values_list("status", flat=True).first()
+    if cache:
+        statecache.fill(key, {name: found or statecache.UNKNOWN})
+    return Status(found) if found else None
 
 
 def statuses(key: str, names: Iterable[str]) -> dict[str, Status | None]:
     """Statuses of many names: one cache round trip and at most one query."""
     names = list(dict.fromkeys(names))
-    remembered: dict[str, str] = {n: Status.REMOTE for n in names if on_remote(key, n)}
-    found = dict(remembered)
-    changed = _changed_here()
-    ckeys = {
-        _cache_key(key, name): name
-        for name in names
-        if name not in found and (key, name) not in changed
-    }
-    cache = _cache()
-    if ckeys:
-        found.update((ckeys[ck], v) for ck, v in cache.get_many(list(ckeys)).items())
+    using = db_alias()
+    changed = {n for n in names if statecache.changed_here(key, n, using)}
+    found = statecache.get_many(key, [n for n in names if n not in changed])
     missing = [name for name in names if name not in found]
     if missing:
         from_db = dict(rows(key).filter(name__in=missing).values_list("name", "status"))
-        remote = {}
-        for name in missing:
-            value = found[name] = from_db.get(name, _UNKNOWN)
-            if (key, name) in changed:
-                continue
-            if value == Status.REMOTE:
-                # Final until a delete, which updates the cache: set them
-                # all in one round trip.
-                remote[_cache_key(key, name)] = value
-            else:
-                # add, not set: a state change that raced with this read wins.
-                cache.add(_cache_key(key, name), value, _timeout(value))
-        if remote:
-            cache.set_many(remote, None)
-    for name, value in found.items():
-        if value == Status.REMOTE and name not in remembered:
-            _memorize(key, name, value)
-    return {name: None if found[name] == _UNKNOWN else Status(found[name]) for name in names}
+        read = {name: from_db.get(name, statecache.UNKNOWN) for name in missing}
+        found.update(read)
+        statecache.fill(key, {n: v for n, v in read.items() if n not in changed})
+    return {n: None if found[n] == statecache.UNKNOWN else Status(found[n]) for n in names}
 
 
 def knows(key: str, name: str) -> bool:
     return rows(key).filter(name=name).exists()
+
+
+def get(key: str, name: str) -> StoredFile | None:
+    return rows(key).filter(name=name).first()
 
 
 def derivatives(key: str, source: str) -> dict[str, str]:
@@ -223,6 +136,9 @@ def source_of(key: str, name: str) -> str | None:
     return found or None
 
 
+# -- saving ----------------------------------------------------------------
+
+
 def inserts_if_absent() -> bool:
     """Whether the ledger's database can insert a row unless its name is
     taken, in one statement (PostgreSQL and SQLite: ON CONFLICT DO NOTHING).
@@ -230,33 +146,23 @@ def inserts_if_absent() -> bool:
     return transaction.get_connection(db_alias()).vendor in ("postgresql", "sqlite")
 
 
-def insert_if_absent(
-    key: str,
-    name: str,
-    *,
-    status: Status,
-    size: int,
-    checksum: str,
-    host: str,
-    **extra: Any,
-) -> bool:
-    """Record a file just written locally, unless the ledger already knows
-    the name: True if recorded. One round trip, no error inside the
-    caller's transaction. Needs ``inserts_if_absent()``."""
+def insert_if_absent(key: str, name: str, **values: Any) -> bool:
+    """Insert the row of ``name`` unless the ledger already has one: True
+    if inserted. One statement, no error inside the caller's transaction;
+    a concurrent insert of the same name waits for this one's transaction.
+    Where the database cannot do that in one statement, a savepoint does."""
     stored = model()
     connection = transaction.get_connection(db_alias())
     now = timezone.now()
-    values = {
-        "storage_key": key,
-        "name": name,
-        "status": str(status),
-        "size": size,
-        "checksum": checksum,
-        "host": host,
-        "created_at": now,
-        "updated_at": now,
-        **extra,
-    }
+    values = {"storage_key": key, "name": name, "created_at": now, "updated_at": now, **values}
+    if not inserts_if_absent():
+        try:
+            with transaction.atomic(using=db_alias()):
+                rows(key).create(**values)
+        except IntegrityError:
+            return False
+        _publish(key, name, values.get("status"))
+        return True
     fields = [f for f in stored._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     sql = (
@@ -272,43 +178,133 @@ def insert_if_absent(
         cursor.execute(sql, params)
         inserted = cursor.rowcount == 1
     if inserted:
-        remember_on_commit(key, name, status)
+        _publish(key, name, values.get("status"))
     return inserted
 
 
-def record_saved(
-    key: str,
-    name: str,
-    *,
-    status: Status,
-    size: int,
-    checksum: str,
-    host: str,
-    **extra: Any,
-) -> StoredFile:
-    """Record a file just written locally (inside the caller's transaction)."""
-    row = rows(key).create(
-        storage_key=key,
-        name=name,
-        status=status,
-        size=size,
-        checksum=checksum,
-        host=host,
-        **extra,
-    )
-    remember_on_commit(key, name, status)
+def record_saved(key: str, name: str, **values: Any) -> StoredFile:
+    """Record a file just written locally (inside the caller's transaction);
+    IntegrityError if the name is recorded."""
+    row = rows(key).create(storage_key=key, name=name, **values)
+    _publish(key, name, values.get("status"))
     return row
 
 
+def unrecord(key: str, name: str) -> None:
+    """Remove a row this transaction just inserted, before its file was put
+    in place (the local name turned out to be taken)."""
+    rows(key).filter(name=name).delete()
+    _publish(key, name, None)
+
+
+def overwrite(key: str, name: str, **values: Any) -> StoredFile | None:
+    """Record new content for a recorded name (an overwriting save): the
+    row is locked, and its transfer starts over. The remote copy may be
+    replaced by the transfer only if this library wrote it. None if the
+    row is gone or being deleted."""
+    row = lock(key, name, states=LIVE_STATES)
+    if row is None:
+        return None
+    ours = row.status == Status.REMOTE or row.remote_write_started
+    changes = {
+        **values,
+        "attempts": 0,
+        "last_error": "",
+        "failure": "",
+        "preprocessed": False,
+        "transferred_at": None,
+        "remote_write_started": ours,
+        "updated_at": timezone.now(),
+    }
+    rows(key).filter(pk=row.pk).update(**changes)
+    _publish(key, name, values.get("status"))
+    for field, value in changes.items():
+        setattr(row, field, value)
+    return row
+
+
+def replace_content(
+    key: str, name: str, *, size: int, checksum: str, pk: int | None = None
+) -> bool:
+    """Record the new size and checksum of a file whose local copy is being
+    replaced (not on the remote yet); takes the row's lock. False if the row
+    is not in such a state (or not the row ``pk``)."""
+    query = rows(key).filter(name=name, status__in=LOCAL_STATES)
+    if pk is not None:
+        query = query.filter(pk=pk)
+    return bool(query.update(size=size, checksum=checksum, updated_at=timezone.now()))
+
+
+# -- locking and deleting --------------------------------------------------
+
+
+def lock(key: str, name: str, *, states: Iterable[str] | None = None) -> StoredFile | None:
+    """Take the lock of the row of ``name`` for the current transaction
+    (an UPDATE: it waits for a concurrent change of the row and holds the
+    row until commit, on PostgreSQL and SQLite alike) and return it; None
+    if there is no such row (in one of ``states``)."""
+    query = rows(key).filter(name=name)
+    if states is not None:
+        query = query.filter(status__in=list(states))
+    if not query.update(updated_at=F("updated_at")):
+        return None
+    return query.first()
+
+
+def hold_name(key: str, name: str) -> tuple[bool, StoredFile | None]:
+    """Lock ``name`` whether or not it has a row: ``(True, None)`` when a
+    placeholder row (status DELETING) was inserted, which the caller
+    removes with :func:`finish_delete`; ``(False, row)`` when the name has
+    a row, now locked."""
+    if insert_if_absent(key, name, status=Status.DELETING, host="", checksum=""):
+        return True, None
+    return False, lock(key, name)
+
+
+def begin_delete(key: str, name: str) -> StoredFile | None:
+    """Mark the row of ``name`` DELETING (taking its lock) and return it as
+    it was before; for a name without a row, a placeholder row is inserted
+    and returned (``pk`` set, status DELETING, nothing on the remote). None
+    if the file is already being deleted."""
+    held, row = hold_name(key, name)
+    if held:
+        return rows(key).filter(name=name).first()
+    if row is None or row.status == Status.DELETING:
+        return None
+    rows(key).filter(pk=row.pk).update(status=Status.DELETING, updated_at=timezone.now())
+    _publish(key, name, Status.DELETING)
+    return row
+
+
+def finish_delete(row: StoredFile) -> None:
+    """Remove the row of a deleted file once its files are gone."""
+    rows(row.storage_key).filter(pk=row.pk, status=Status.DELETING).delete()
+    _publish(row.storage_key, row.name, None)
+
+
+def delete(key: str, name: str) -> None:
+    """Remove the row of ``name`` outright (tests, repairs)."""
+    rows(key).filter(name=name).delete()
+    _publish(key, name, None)
+
+
+def still_exists(row: StoredFile) -> bool:
+    return rows(row.storage_key).filter(pk=row.pk).exists()
+
+
+# -- transfers -------------------------------------------------------------
+
+
 def requeue(key: str, name: str, *, reset_attempts: bool) -> bool:
-    """Mark a file QUEUED again unless it is on the remote. False if unknown
-    or already remote."""
+    """Mark a file QUEUED again unless it is on the remote, being deleted
+    or lost. False if there is nothing to queue."""
     changes: dict[str, Any] = {"status": Status.QUEUED, "updated_at": timezone.now()}
     if reset_attempts:
         changes["attempts"] = 0
-    updated = rows(key).filter(name=name).exclude(status=Status.REMOTE).update(**changes)
+        changes["failure"] = ""
+    updated = rows(key).filter(name=name, status__in=LOCAL_STATES).update(**changes)
     if updated:
-        remember_on_commit(key, name, Status.QUEUED)
+        _publish(key, name, Status.QUEUED)
     return bool(updated)
 
 
@@ -328,28 +324,53 @@ def claim(key: str, name: str) -> StoredFile | None:
         if not updated:
             return None
         row = rows(key).get(name=name)
-    _remember(key, name, Status.TRANSFERRING)
+    statecache.publish_now(key, name, Status.TRANSFERRING)
     return row
+
+
+def _attempt(row: StoredFile) -> Any:
+    """The row, if it is still the attempt that was claimed."""
+    return rows(row.storage_key).filter(
+        pk=row.pk, status=Status.TRANSFERRING, attempts=row.attempts
+    )
 
 
 def _finish(row: StoredFile, **changes: Any) -> bool:
     """Apply ``changes`` if ``row`` is still the attempt we claimed."""
     changes["updated_at"] = timezone.now()
-    updated = (
-        rows(row.storage_key)
-        .filter(pk=row.pk, status=Status.TRANSFERRING, attempts=row.attempts)
-        .update(**changes)
-    )
+    updated = _attempt(row).update(**changes)
     if updated:
-        _remember(row.storage_key, row.name, changes["status"])
+        statecache.publish_now(row.storage_key, row.name, changes.get("status", row.status))
     return bool(updated)
+
+
+def refresh(row: StoredFile) -> bool:
+    """Reload the size and checksum of the claimed ``row`` (a receiver may
+    have replaced the local copy); False if the attempt is no longer ours."""
+    found = _attempt(row).values("size", "checksum", "preprocessed").first()
+    if found is None:
+        return False
+    row.size, row.checksum, row.preprocessed = (
+        found["size"],
+        found["checksum"],
+        found["preprocessed"],
+    )
+    return True
+
+
+def mark_preprocessed(row: StoredFile) -> bool:
+    """Record that the preprocessors ran on the claimed file."""
+    if _attempt(row).update(preprocessed=True):
+        row.preprocessed = True
+        return True
+    return False
 
 
 def mark_remote_write_started(row: StoredFile) -> None:
     """Record, before the first byte is written, that the remote file under
     ``row.name`` is about to be ours: a later attempt may then replace it."""
     if not row.remote_write_started:
-        rows(row.storage_key).filter(pk=row.pk).update(remote_write_started=True)
+        _attempt(row).update(remote_write_started=True)
         row.remote_write_started = True
 
 
@@ -361,19 +382,18 @@ def forget_remote_write(row: StoredFile) -> None:
         row.remote_write_started = False
 
 
-def mark_remote(row: StoredFile) -> bool:
-    return _finish(row, status=Status.REMOTE, last_error="", transferred_at=timezone.now())
+def mark_remote(row: StoredFile, etag: str = "") -> bool:
+    """The copy is proven: REMOTE, if the attempt is still ours."""
+    return _finish(
+        row,
+        status=Status.REMOTE,
+        last_error="",
+        failure="",
+        remote_etag=etag[:255],
+        transferred_at=timezone.now(),
+    )
 
 
-def mark_failed(row: StoredFile, error: str, *, final: bool) -> bool:
+def mark_failed(row: StoredFile, error: str, *, final: bool, kind: str = "error") -> bool:
     status = Status.FAILED if final else Status.QUEUED
-    return _finish(row, status=status, last_error=error[:4000])
-
-
-def still_exists(row: StoredFile) -> bool:
-    return rows(row.storage_key).filter(pk=row.pk).exists()
-
-
-def delete(key: str, name: str) -> None:
-    rows(key).filter(name=name).delete()
-    remember_on_commit(key, name, None)
+    return _finish(row, status=status, last_error=error[:4000], failure=kind[:32])

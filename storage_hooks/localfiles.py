@@ -1,40 +1,316 @@
-"""Reading and writing the local copy: names, symlinks and checksums."""
+"""The local copy on a file system: written, read and removed without ever
+leaving the storage's root, and hashed while it is written.
+
+A ``FileSystemStorage`` resolves a name to a path and opens it, so a
+directory swapped for a symlink between a check and the open sends the
+write elsewhere. Here every operation walks the name one directory at a
+time, holding each directory open (a descriptor), and checks where the
+opened directory really is (``/proc/self/fd`` on Linux) before going on; the
+file itself is then created, linked, renamed or removed relative to that
+descriptor. What the check saw is what is written: no window for a swap.
+
+Files are written under a private temporary name in their directory and
+moved into place by :func:`link_into_place` (refuses an existing name) or
+:func:`replace_into_place` (atomic replace), so no reader and no other
+writer ever sees half a file under a real name.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import posixpath
+import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO, Any
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
-from django.core.files.storage import Storage
-from django.core.files.utils import validate_file_name
+from django.core.files.storage import FileSystemStorage, Storage
+
+from .names import NAME_MAX_LENGTH, canonical, check_name
+
+__all__ = [
+    "CHUNK_SIZE",
+    "NAME_MAX_LENGTH",
+    "HashingFile",
+    "Written",
+    "canonical",
+    "check_inside_root",
+    "check_name",
+    "digest",
+    "hash_upload",
+    "is_local_fs",
+    "link_into_place",
+    "open_binary",
+    "open_for_reading",
+    "replace_into_place",
+    "sha256_of",
+    "unlink",
+    "write_private",
+]
 
 CHUNK_SIZE = 1024 * 1024
 
-#: The longest file name the ledger records.
-NAME_MAX_LENGTH = 1024
+#: Prefix of the private names files are written under before they are moved
+#: into place (``sync`` never adopts them).
+TEMP_PREFIX = ".storage_hooks-"
+
+_PROC_FD = "/proc/self/fd"
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def check_name(name: str) -> str:
-    """Refuse names that could reach outside a storage's root."""
-    if not isinstance(name, str):
-        raise SuspiciousFileOperation(f"A file name must be a string, not {name!r}.")
-    if "\x00" in name:
-        raise SuspiciousFileOperation(f"The file name {name!r} contains a null byte.")
-    if name and ".." not in name and name[0] not in "/\\" and name[-1] not in "./":
-        return name  # the common case, on hot paths such as url(): nothing to refuse
-    validate_file_name(name, allow_relative_path=True)
-    return name
+_OWN = ("_save", "_open", "delete", "exists", "path")
+
+
+def is_local_fs(storage: Storage) -> bool:
+    """Whether the safe file operations of this module apply to ``storage``:
+    a ``FileSystemStorage`` (or a subclass that keeps its file operations; a
+    subclass with its own, e.g. one that encrypts, is used through them)."""
+    if not isinstance(storage, FileSystemStorage):
+        return False
+    cls = type(storage)
+    return all(getattr(cls, op) is getattr(FileSystemStorage, op) for op in _OWN)
+
+
+def _root(storage: Storage) -> str:
+    return os.path.abspath(storage.location)  # type: ignore[attr-defined]
+
+
+def _inside(root_real: str, real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _where(fd: int) -> str | None:
+    """The real path of an open file or directory, where the OS tells it."""
+    try:
+        return os.readlink(f"{_PROC_FD}/{fd}")
+    except OSError:
+        return None
+
+
+def _refuse(name: str) -> SuspiciousFileOperation:
+    return SuspiciousFileOperation(
+        f"{name!r} leads outside the storage's root through a symlink; it is neither read, "
+        "written nor deleted."
+    )
+
+
+def _check_fd(fd: int, root_real: str, name: str) -> None:
+    """Refuse an opened file or directory that is not inside the root (the
+    caller closes ``fd``)."""
+    real = _where(fd)
+    if real is not None and not _inside(root_real, real):
+        raise _refuse(name)
+
+
+@contextmanager
+def _directory(storage: Storage, name: str, *, create: bool) -> Iterator[tuple[int, str]]:
+    """``(descriptor of the directory of name, base name)``, each directory
+    opened relative to the one before and checked to be inside the root."""
+    root = _root(storage)
+    if create:
+        os.makedirs(root, exist_ok=True)
+    root_real = os.path.realpath(root)
+    fd = os.open(root, _DIR_FLAGS)
+    parts = name.split("/")
+    # Without /proc the opened directory cannot be located: follow no
+    # symlink at all then.
+    follow = 0 if os.path.isdir(_PROC_FD) else _NOFOLLOW
+    try:
+        for part in parts[:-1]:
+            next_fd = _enter(storage, fd, part, name, follow=follow, create=create)
+            os.close(fd)
+            fd = next_fd
+            _check_fd(fd, root_real, name)
+        yield fd, parts[-1]
+    finally:
+        with suppress(OSError):
+            os.close(fd)
+
+
+def _enter(storage: Storage, fd: int, part: str, name: str, *, follow: int, create: bool) -> int:
+    """Open the directory ``part`` of the directory ``fd`` (made if missing
+    and ``create``)."""
+    try:
+        try:
+            return os.open(part, _DIR_FLAGS | follow, dir_fd=fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+        with suppress(FileExistsError):
+            os.mkdir(part, 0o777, dir_fd=fd)
+        made = os.open(part, _DIR_FLAGS | _NOFOLLOW, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and _is_link(fd, part)):
+            raise _refuse(name) from None
+        raise
+    mode = getattr(storage, "directory_permissions_mode", None)
+    if mode is not None:
+        os.fchmod(made, mode)
+    return made
+
+
+def _is_link(fd: int, part: str) -> bool:
+    try:
+        return os.path.islink(os.readlink(f"{_PROC_FD}/{fd}") + "/" + part)
+    except OSError:
+        return True
+
+
+@dataclass
+class Written:
+    """A file written under a private name, not yet in place."""
+
+    storage: Storage
+    name: str
+    temp: str
+    size: int
+    checksum: str
+
+
+def _chunks(content: Any) -> Iterator[bytes]:
+    if hasattr(content, "chunks"):
+        with suppress(AttributeError, OSError, ValueError):
+            if content.seekable():
+                content.seek(0)
+        source: Any = content.chunks()
+    else:
+        source = iter(lambda: content.read(CHUNK_SIZE), b"")
+    for chunk in source:
+        yield chunk.encode() if isinstance(chunk, str) else chunk
+
+
+def write_private(storage: Storage, name: str, content: Any) -> Written:
+    """Write ``content`` beside ``name`` under a private name (directories
+    created as needed), hashing each byte once. Reads the content through
+    its ``chunks()``; a Django temporary upload is moved, not copied."""
+    name = canonical(name)
+    temp = TEMP_PREFIX + secrets.token_hex(8)
+    sha = hashlib.sha256()
+    size = 0
+    with _directory(storage, name, create=True) as (dir_fd, _):
+        upload = getattr(content, "temporary_file_path", None)
+        fd = -1
+        if upload is not None:
+            checksum, size = _hash_path(upload())
+            try:
+                os.rename(upload(), temp, dst_dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+            else:
+                fd = os.open(temp, os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
+                _permissions(storage, fd)
+                os.close(fd)
+                return Written(storage, name, temp, size, checksum)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(temp, flags, 0o666, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as out:
+                for chunk in _chunks(content):
+                    sha.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            _permissions(storage, fd)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temp, dir_fd=dir_fd)
+            raise
+        finally:
+            os.close(fd)
+    return Written(storage, name, temp, size, sha.hexdigest())
+
+
+def _permissions(storage: Storage, fd: int) -> None:
+    mode = getattr(storage, "file_permissions_mode", None)
+    if mode is not None:
+        os.fchmod(fd, mode)
+
+
+def link_into_place(written: Written, name: str | None = None) -> None:
+    """Give the written file its real name (``written.name``, or ``name``);
+    ``FileExistsError`` if the name exists: nothing is overwritten."""
+    target = canonical(name or written.name)
+    with _directory(written.storage, target, create=True) as (dir_fd, base):
+        if posixpath.dirname(target) != posixpath.dirname(written.name):
+            raise ValueError("A written file stays in its directory.")
+        os.link(written.temp, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        os.unlink(written.temp, dir_fd=dir_fd)
+    written.name = target
+
+
+def replace_into_place(written: Written) -> None:
+    """Atomically replace the file ``written.name`` by the written one."""
+    with _directory(written.storage, written.name, create=True) as (dir_fd, base):
+        os.replace(written.temp, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def discard(written: Written) -> None:
+    """Remove a written file that will not be put in place."""
+    with (
+        suppress(FileNotFoundError),
+        _directory(written.storage, written.name, create=False) as (
+            dir_fd,
+            _,
+        ),
+    ):
+        os.unlink(written.temp, dir_fd=dir_fd)
+
+
+def unlink(storage: Storage, name: str) -> bool:
+    """Remove the local file ``name`` (a symlink itself, never its target);
+    False if there was none."""
+    name = canonical(name)
+    if not is_local_fs(storage):
+        check_inside_root(storage, name)
+        if not storage.exists(name):
+            return False
+        storage.delete(name)
+        return True
+    try:
+        with _directory(storage, name, create=False) as (dir_fd, base):
+            os.unlink(base, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    except IsADirectoryError:
+        raise
+    return True
+
+
+def open_for_reading(storage: Storage, name: str) -> IO[bytes]:
+    """Open the local file ``name`` for reading; what is opened is checked to
+    be inside the root (a symlink inside the root is followed)."""
+    name = canonical(name)
+    if not is_local_fs(storage):
+        check_inside_root(storage, name)
+        return storage.open(name, "rb")
+    with _directory(storage, name, create=False) as (dir_fd, base):
+        follow = 0 if os.path.isdir(_PROC_FD) else _NOFOLLOW
+        try:
+            fd = os.open(base, os.O_RDONLY | follow | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _refuse(name) from None
+            raise
+        try:
+            _check_fd(fd, os.path.realpath(_root(storage)), name)
+        except SuspiciousFileOperation:
+            os.close(fd)
+            raise
+    return os.fdopen(fd, "rb")
 
 
 def check_inside_root(storage: Storage, name: str) -> None:
     """For a storage on the file system, refuse a name whose real path (after
-    following symlinks) lies outside the storage's root."""
+    following symlinks) lies outside the storage's root. (A check before an
+    operation of another library; this module's own operations check what
+    they opened instead.)"""
     location = getattr(storage, "location", None)
     if not location:
         return
@@ -43,28 +319,41 @@ def check_inside_root(storage: Storage, name: str) -> None:
     except NotImplementedError:
         return
     root = os.path.realpath(location)
-    real = os.path.realpath(path)
-    if real != root and not real.startswith(root + os.sep):
-        raise SuspiciousFileOperation(
-            f"{name!r} leads outside the storage's root {root!r} through a symlink; "
-            "it is neither read nor deleted."
-        )
+    if not _inside(root, os.path.realpath(path)):
+        raise _refuse(name)
+
+
+def _hash_path(path: str) -> tuple[str, int]:
+    with open(path, "rb") as fh:
+        return _hash_stream(fh)
+
+
+def _hash_stream(fh: IO[bytes]) -> tuple[str, int]:
+    sha = hashlib.sha256()
+    size = 0
+    for chunk in iter(lambda: fh.read(CHUNK_SIZE), b""):
+        sha.update(chunk)
+        size += len(chunk)
+    return sha.hexdigest(), size
 
 
 def digest(storage: Storage, name: str) -> tuple[str, int]:
     """SHA-256 (hex) and size of a stored file, read once, in chunks,
     refusing a symlink that leads outside the storage's root."""
-    sha = hashlib.sha256()
-    size = 0
     with open_binary(storage, name) as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_SIZE), b""):
-            sha.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), size
+        return _hash_stream(fh)
 
 
 def sha256_of(storage: Storage, name: str) -> str:
     return digest(storage, name)[0]
+
+
+def open_binary(storage: Storage, name: str) -> IO[bytes]:
+    """Open ``name`` of ``storage`` for reading, never outside its root."""
+    if is_local_fs(storage):
+        return open_for_reading(storage, name)
+    check_inside_root(storage, name)
+    return storage.open(name, "rb")
 
 
 class HashingFile(File):
@@ -101,13 +390,16 @@ class HashingFile(File):
         self._pos = end
         if start <= self._hashed < end:
             fresh = raw[self._hashed - start :]
-            data = fresh.encode() if isinstance(fresh, str) else fresh
-            self._sha.update(data)
-            self._bytes += len(data)
+            self._fresh(fresh.encode() if isinstance(fresh, str) else fresh)
             self._hashed = end
         elif not raw and size != 0 and start == self._hashed:
             self._eof = True
         return raw.encode() if isinstance(raw, str) else raw
+
+    def _fresh(self, data: bytes) -> None:
+        """Bytes read for the first time (subclasses hash more)."""
+        self._sha.update(data)
+        self._bytes += len(data)
 
     def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
         self.seek(0)
@@ -134,23 +426,12 @@ class HashingFile(File):
 
 
 def hash_upload(content: Any) -> tuple[str, int] | None:
-    """Hash an upload Django keeps in a temporary file (it will be moved,
-    not read, by a FileSystemStorage). None for any other content."""
+    """Hash an upload Django keeps in a temporary file. None for any other
+    content."""
     path_of = getattr(content, "temporary_file_path", None)
     if path_of is None:
         return None
-    sha = hashlib.sha256()
-    size = 0
-    with open(path_of(), "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_SIZE), b""):
-            sha.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), size
-
-
-def open_binary(storage: Storage, name: str) -> IO[bytes]:
-    check_inside_root(storage, name)
-    return storage.open(name, "rb")
+    return _hash_path(path_of())
 
 
 def free_name(
@@ -161,20 +442,27 @@ def free_name(
 ) -> str:
     """Django's way to find a free name (``root_abc1234.ext``, shortened to
     ``limit`` characters), with ``taken`` saying what "not free" means."""
-    name = name.replace("\\", "/")
     dir_name, file_name = posixpath.split(name)
-    ext = "".join(PurePosixPath(file_name).suffixes)
-    root = file_name.removesuffix(ext)
+    stem, ext = _split_ext(file_name)
     candidate = name
-    while len(candidate) > limit or taken(candidate):
-        candidate = posixpath.join(dir_name, alternative(root, ext))
+    for _ in range(100):
+        if len(candidate) <= limit and not taken(candidate):
+            return candidate
+        candidate = posixpath.join(dir_name, alternative(stem, ext))
         excess = len(candidate) - limit
         if excess > 0:
-            root = root[:-excess]
-            if not root:
-                raise SuspiciousFileOperation(
-                    f"No free name for {name!r} fits in {limit} characters; allow a longer "
-                    "max_length on the field."
-                )
-            candidate = posixpath.join(dir_name, alternative(root, ext))
-    return candidate
+            stem = stem[:-excess]
+            if not stem:
+                break
+            candidate = posixpath.join(dir_name, alternative(stem, ext))
+    raise SuspiciousFileOperation(
+        f'Storage can not find an available filename for "{name}". Please make sure that the '
+        'corresponding file field allows sufficient "max_length".'
+    )
+
+
+def _split_ext(file_name: str) -> tuple[str, str]:
+    # As Django's get_available_name: the extension is every suffix
+    # (".tar.gz"), so alternatives read "archive_abc1234.tar.gz".
+    ext = "".join(PurePosixPath(file_name).suffixes)
+    return file_name.removesuffix(ext), ext

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from .localfiles import NAME_MAX_LENGTH
+from .names import KEY_MAX_LENGTH, NAME_MAX_LENGTH
 from .status import Status
-
-#: The longest storage key the ledger can hold (``manage.py check`` refuses
-#: longer ones: storage_hooks.E008).
-KEY_MAX_LENGTH = 100
 
 
 class StoredFile(models.Model):

@@ -7,7 +7,9 @@ import hashlib
 import inspect
 import json
 import os
+import re
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -106,3 +108,96 @@ def normalize(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[
         else:
             config[pname] = value
     return config
+
+
+#: Option names that hold credentials: never written into migrations or
+#: pickles, and never part of a storage's identity.
+_SECRET = re.compile(
+    r"secret|password|passwd|token|credential|private_key|account_key|connection_string"
+    r"|access_key|sas|signature",
+    re.IGNORECASE,
+)
+
+#: Options that say *where* a storage's files live; the identity of a
+#: QueuedStorage without an explicit key is derived from these alone.
+LOCATION_OPTIONS = (
+    "location",
+    "bucket_name",
+    "bucket",
+    "endpoint_url",
+    "container",
+    "azure_container",
+    "account_name",
+    "root_path",
+    "base_path",
+)
+
+
+def is_secret_option(name: str) -> bool:
+    return bool(_SECRET.search(str(name)))
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` without user information, query string or fragment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def has_url_credentials(value: Any) -> bool:
+    return isinstance(value, str) and "://" in value and "@" in urlsplit(value).netloc
+
+
+def without_secrets(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` less every credential: secret-named options are left out,
+    and URLs lose their user information and query string."""
+    clean = {}
+    for name, value in options.items():
+        if is_secret_option(name):
+            continue
+        if has_url_credentials(value) or (isinstance(value, str) and "://" in value):
+            value = url_without_credentials(value)
+        clean[name] = value
+    return clean
+
+
+def _where(spec: Any, options: dict[str, Any]) -> Any:
+    """Where a storage given as ``spec`` (+ ``options``) keeps its files."""
+    if isinstance(spec, str) and "." not in spec:
+        return {"alias": spec}
+    if isinstance(spec, str):
+        cls: Any = import_or_none(spec) or spec
+        kwargs = options
+    elif isinstance(spec, type):
+        cls, kwargs = spec, options
+    else:
+        cls = type(spec)
+        kwargs = {}
+        deconstruct = getattr(spec, "deconstruct", None)
+        if callable(deconstruct):
+            try:
+                kwargs = dict(deconstruct()[2])
+            except Exception:
+                kwargs = {}
+        for option in LOCATION_OPTIONS:
+            # Built storages keep some of these as attributes (a location
+            # given by a setting, not an option).
+            if option not in kwargs and isinstance(getattr(spec, option, None), str):
+                kwargs[option] = getattr(spec, option)
+    path = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
+    where = {k: v for k, v in kwargs.items() if k in LOCATION_OPTIONS}
+    if isinstance(where.get("endpoint_url"), str):
+        where["endpoint_url"] = url_without_credentials(where["endpoint_url"])
+    return {"class": path, **where}
+
+
+def location_identity(
+    local: Any, local_options: dict[str, Any], remote: Any, remote_options: dict[str, Any]
+) -> dict[str, Any]:
+    """What defines a QueuedStorage's files: where its local and remote
+    storages keep them. Behaviour (hooks, delayed, ...) and credentials
+    are not part of it."""
+    return {"local": _where(local, local_options), "remote": _where(remote, remote_options)}

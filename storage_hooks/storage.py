@@ -2,64 +2,80 @@
 
 The shortcuts django-queued-storage users know (``QueuedFileSystemStorage``,
 ``S3Storage``, ...) are at the end of this module.
+
+How one name is kept consistent when several processes save, delete and
+transfer it at once: every operation that creates or removes a file first
+holds the name's ledger row (an insert refused for a recorded name, or the
+row's lock), and only then touches a file; a local file is written under a
+private name and linked into place only once the name's row is held. See
+:mod:`storage_hooks.ledger` and :mod:`storage_hooks.localfiles`.
 """
 
 from __future__ import annotations
 
-import itertools
-import weakref
+import inspect
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import IO, Any
 
-from django.conf import settings
 from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import Storage
+from django.core.files.utils import validate_file_name
 from django.db import IntegrityError, transaction
-from django.utils.deconstruct import deconstructible
 
-from . import ledger, signals
+from . import ledger, localfiles, registry, s3, signals
 from .checks import check_installed
 from .conf import hostname
-from .localfiles import (
-    NAME_MAX_LENGTH,
-    HashingFile,
-    check_inside_root,
-    check_name,
-    free_name,
-    hash_upload,
-    sha256_of,
+from .exceptions import FileDeleted
+from .hooks import resolve_hook
+from .localfiles import HashingFile, is_local_fs
+from .names import KEY_MAX_LENGTH, NAME_MAX_LENGTH, canonical
+from .resolve import (
+    build_storage,
+    fingerprint,
+    import_or_none,
+    location_identity,
+    without_secrets,
 )
-from .resolve import build_storage, fingerprint, import_or_none, normalize
-from .status import Status
+from .status import GONE_STATES, Status
 
 # Using a QueuedStorage without the app installed is caught by `check`.
 checks.register(check_installed)
-
-#: Every QueuedStorage built in this process, in the order they were built,
-#: so a worker can find one by key (the first one built wins: the one of
-#: settings or of a model, not a copy made later by pickling or migrations).
-_instances: weakref.WeakValueDictionary[int, QueuedStorage] = weakref.WeakValueDictionary()
-_serial = itertools.count()
 
 LEGACY_TASKS = {
     "queued_storage.tasks.Transfer": False,
     "queued_storage.tasks.TransferAndDelete": True,
 }
 
+_WRITE_FLAGS = frozenset("wax+")
 
-@deconstructible
+
+class AlreadyTransferred(ValueError):
+    """The file is on the remote: its local copy can no longer be replaced."""
+
+
 class QueuedStorage(Storage):
     """A Storage that writes to ``local`` and transfers each file to ``remote``.
 
-    See the README for the whole story; in short: ``save`` writes locally,
-    records the file in the ledger and queues its transfer when the
-    transaction commits. Reads go to ``local`` until the remote copy is
-    verified, then to ``remote``.
+    ``save`` writes locally, records the file in the ledger and queues its
+    transfer when the transaction commits. Reads go to ``local`` until the
+    remote copy is proven equal to the recorded SHA-256, then to ``remote``.
+    Deconstructible (for migrations) and picklable, in both cases without
+    the credentials of its options.
     """
+
+    #: What the registry looks for in ``STORAGES`` backends.
+    is_queued_storage = True
+    #: The import path written into migrations.
+    deconstruct_path = "storage_hooks.storage.QueuedStorage"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> QueuedStorage:
+        obj = super().__new__(cls)
+        obj._constructor_args = (args, kwargs)  # type: ignore[attr-defined]
+        return obj
 
     def __init__(
         self,
@@ -80,6 +96,8 @@ class QueuedStorage(Storage):
         self.remote_options = dict(remote_options or {})
         self.delayed = delayed
         self.check_remote = check_remote
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ImproperlyConfigured(f"key must be a non-empty string, not {key!r}.")
         self._key = key
         if isinstance(hooks, str):
             raise ImproperlyConfigured(
@@ -92,21 +110,65 @@ class QueuedStorage(Storage):
                 raise ImproperlyConfigured(
                     f"task={task!r} is not supported. storage_hooks has no task classes: "
                     "behaviour such as deleting the local copy is a hook, e.g. "
-                    "hooks=[storage_hooks.hooks.DeleteLocal()]; see 'Writing a hook' in the "
-                    "README."
+                    "hooks=[storage_hooks.hooks.DeleteLocal()]; see 'Hooks' in the docs."
                 )
             if LEGACY_TASKS[task]:
                 self._hook_specs.append("storage_hooks.hooks.DeleteLocal")
-        _instances[next(_serial)] = self
+        self._hooks: list[Any] | None = None
+        if not any(isinstance(spec, str) for spec in self._hook_specs):
+            # Nothing to import: connect now. Hooks given by dotted path are
+            # connected by connect_hooks() on first use, as importing them
+            # while models are loading could run in a circle.
+            self.connect_hooks()
+        registry.register(self)
+
+    # -- identity, migrations and pickles ----------------------------------
+
+    def deconstruct(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """For migrations: the constructor's arguments, less credentials
+        (see :func:`storage_hooks.resolve.without_secrets`)."""
+        args, kwargs = self._constructor_args  # type: ignore[attr-defined]
+        return type(self).deconstruct_path, (), _safe_kwargs(_as_keywords(type(self), args, kwargs))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Rebuild from the constructor's arguments: resolved storages, hooks
-        # and receivers are made again on the other side.
-        args, kwargs = self._constructor_args  # type: ignore[attr-defined]
-        return (_rebuild, (type(self), args, kwargs))
+        # A pickle names the storage by its key: the unpickling process uses
+        # its own registered storage of that key (with its credentials), or
+        # builds one from the arguments, less credentials.
+        _, args, kwargs = self.deconstruct()
+        return (_restore, (type(self), self.key, args, kwargs))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} key={self.key!r}>"
+
+    @cached_property
+    def key(self) -> str:
+        """This storage's identity in the ledger and in task payloads: the
+        ``key=`` given, else its ``STORAGES`` alias, else a key derived from
+        where its files live (never from hooks, options of behaviour or
+        credentials)."""
+        if self._key:
+            return self._key
+        alias = registry.alias_of(self)
+        if alias is not None:
+            return alias
+        mine = self._where()
+        for alias, entry in _storages_setting().items():
+            backend = entry.get("BACKEND")
+            cls = import_or_none(backend) if isinstance(backend, str) else backend
+            if cls is type(self) and _where_of(entry.get("OPTIONS") or {}) == mine:
+                return alias
+        return f"{type(self).__name__.lower()}-{fingerprint(mine)}"[:KEY_MAX_LENGTH]
+
+    @property
+    def has_explicit_key(self) -> bool:
+        """Whether the key is named (``key=`` or a STORAGES alias), as the
+        checks recommend, rather than derived."""
+        return bool(self._key) or registry.alias_of(self) is not None
+
+    def _where(self) -> dict[str, Any]:
+        return location_identity(
+            self._local_spec, self.local_options, self._remote_spec, self.remote_options
+        )
 
     # -- configuration ---------------------------------------------------
 
@@ -120,42 +182,32 @@ class QueuedStorage(Storage):
         """The resolved remote Storage."""
         return build_storage(self._remote_spec, self.remote_options, role="remote")
 
-    @cached_property
-    def key(self) -> str:
-        """This storage's identity in the ledger and in task payloads."""
-        if self._key:
-            return self._key
-        mine = self._config()
-        for alias, entry in settings.STORAGES.items():
-            backend = entry.get("BACKEND")
-            same_class = backend == self._path() or (
-                isinstance(backend, str) and import_or_none(backend) is type(self)
-            )
-            if same_class and normalize(type(self), (), dict(entry.get("OPTIONS", {}))) == mine:
-                return alias
-        return f"{type(self).__name__.lower()}-{fingerprint(mine)}"
+    def connect_hooks(self) -> list[Any]:
+        """Resolve the hooks and connect each to this storage, once; called
+        when the storage is built, or on its first save or transfer when a
+        hook is given by dotted path. Returns the hooks."""
+        if self._hooks is None:
+            resolved = [resolve_hook(spec) for spec in self._hook_specs]
+            for hook in resolved:
+                hook.connect(self)
+            self._hooks = resolved
+        return self._hooks
 
-    def _path(self) -> str:
-        return f"{type(self).__module__}.{type(self).__qualname__}"
-
-    def _config(self) -> dict[str, Any]:
-        args, kwargs = self._constructor_args  # type: ignore[attr-defined]
-        return normalize(type(self), args, kwargs)
-
-    @cached_property
+    @property
     def hooks(self) -> list[Any]:
-        """The hook objects, each connected to this storage once."""
-        from .hooks import resolve_hook
-
-        resolved = [resolve_hook(spec) for spec in self._hook_specs]
-        for hook in resolved:
-            hook.connect(self)
-        return resolved
+        """The hook objects (connected)."""
+        return self.connect_hooks()
 
     # -- names -----------------------------------------------------------
 
     def get_valid_name(self, name: str) -> str:
         return self.local.get_valid_name(name)
+
+    def get_alternative_name(self, file_root: str, file_ext: str) -> str:
+        return self.local.get_alternative_name(file_root, file_ext)
+
+    def _overwrites(self) -> bool:
+        return bool(getattr(self.local, "allow_overwrite", False))
 
     def _taken(self, name: str, *, ask_ledger: bool = False) -> bool:
         # Where the ledger's insert refuses a known name by itself
@@ -170,23 +222,33 @@ class QueuedStorage(Storage):
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         """A name free locally and unknown to the ledger (and free on the
-        remote with ``check_remote=True``)."""
-        check_name(name)
+        remote with ``check_remote=True``), found the local storage's way
+        (its ``get_alternative_name``). With ``allow_overwrite`` on the local
+        storage, the name itself."""
+        name = canonical(name)
         limit = min(max_length or NAME_MAX_LENGTH, NAME_MAX_LENGTH)
-        return free_name(name, limit, self._taken, self.get_alternative_name)
+        if self._overwrites():
+            if len(name) > limit:
+                raise SuspiciousFileOperation(
+                    f'Storage can not find an available filename for "{name}". Please make '
+                    'sure that the corresponding file field allows sufficient "max_length".'
+                )
+            return name
+        return localfiles.free_name(name, limit, self._taken, self.get_alternative_name)
 
     # -- writing ---------------------------------------------------------
 
-    def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+    def save(self, name: Any, content: Any, max_length: int | None = None) -> str:
         """Save locally under a free name, record it, queue its transfer at
-        commit; returns the name. (Storage.save, keeping ``max_length`` for
-        the rare name the ledger refuses.)"""
+        commit; returns the name."""
         if name is None:
             name = content.name
         if not hasattr(content, "chunks"):
             content = File(content, name)
-        name = self.get_available_name(check_name(str(name)), max_length=max_length)
-        return check_name(self._save(name, content, max_length=max_length))
+        name = self.get_available_name(canonical(name), max_length=max_length)
+        name = self._save(name, content, max_length=max_length)
+        validate_file_name(name, allow_relative_path=True)
+        return name
 
     def save_derivative(
         self, source: str, name: str, content: Any, *, variant: str, max_length: int | None = None
@@ -196,21 +258,21 @@ class QueuedStorage(Storage):
         name; the ledger records which file it derives from and which
         ``variant`` it is, so it is never taken for an upload (nor an upload
         for it). Returns the name saved; queued like any saved file."""
-        check_name(source)
+        source = canonical(source)
         if not hasattr(content, "chunks"):
             content = File(content, name)
-        name = self.get_available_name(check_name(str(name)), max_length=max_length)
+        name = self.get_available_name(canonical(name), max_length=max_length)
         derived = {"derived_from": source, "variant": variant}
-        return check_name(self._save(name, content, max_length=max_length, derived=derived))
+        return self._save(name, content, max_length=max_length, derived=derived)
 
     def derivatives(self, source: str) -> dict[str, str]:
         """``{variant: name}`` of the derivatives recorded for ``source``."""
-        return ledger.derivatives(self.key, check_name(source))
+        return ledger.derivatives(self.key, canonical(source))
 
     def source_of(self, name: str) -> str | None:
         """The name of the file ``name`` was derived from; None for an
         original or an unknown name."""
-        return ledger.source_of(self.key, check_name(name))
+        return ledger.source_of(self.key, canonical(name))
 
     def _save(
         self,
@@ -219,76 +281,130 @@ class QueuedStorage(Storage):
         max_length: int | None = None,
         derived: dict[str, str] | None = None,
     ) -> str:
-        check_name(name)
-        check_inside_root(self.local, name)  # never write through a symlink
-        self.hooks  # noqa: B018  (connect hooks before the first signal)
-        uploaded = hash_upload(content)
-        source = content if uploaded else HashingFile(content, name)
-        name = self.local.save(name, source)
-        if uploaded:
-            checksum, size = uploaded
-        else:
-            assert isinstance(source, HashingFile)
-            checksum = source.hexdigest() or sha256_of(self.local, name)
-            size = source.bytes_read if source.hexdigest() else self.local.size(name)
+        name = canonical(name)
+        self.connect_hooks()
         limit = min(max_length or NAME_MAX_LENGTH, NAME_MAX_LENGTH)
-        name = self._record(name, size, checksum, limit, derived or {})
-        signals.send_robust(signals.saved_locally, self, name=name, size=size, checksum=checksum)
+        values = {
+            "status": Status.LOCAL if self.delayed else Status.QUEUED,
+            "host": hostname(),
+            **(derived or {}),
+        }
+        if is_local_fs(self.local):
+            name, size, checksum = self._save_file(name, content, limit, values)
+        else:
+            name, size, checksum = self._save_other(name, content, limit, values)
+        signals.send(signals.saved_locally, self, name=name, size=size, checksum=checksum)
         if not self.delayed:
             self._enqueue_on_commit(name)
         return name
 
-    def _record(
-        self, name: str, size: int, checksum: str, limit: int, derived: dict[str, str]
-    ) -> str:
-        """Record the local copy in the ledger; move it to another name if
-        the ledger already knows this one (a file whose local copy was
-        deleted after its transfer). Returns the name recorded."""
-        status = Status.LOCAL if self.delayed else Status.QUEUED
-        host = hostname()
-        if not ledger.inserts_if_absent():
-            try:
-                # No savepoint (two round trips per save) for a conflict
-                # that only two saves racing for one name can cause.
-                ledger.record_saved(
-                    self.key,
+    def _save_file(
+        self, name: str, content: Any, limit: int, values: dict[str, Any]
+    ) -> tuple[str, int, str]:
+        """Write to a local file system: under a private name first, then
+        into place once the name's ledger row is held."""
+        written = localfiles.write_private(self.local, name, content)
+        placed = False
+        try:
+            values = {**values, "size": written.size, "checksum": written.checksum}
+            for _ in range(20):
+                if self._overwrites() and ledger.overwrite(self.key, name, **values):
+                    localfiles.replace_into_place(_moved(written, name))
+                    placed = True
+                    return name, written.size, written.checksum
+                if ledger.insert_if_absent(self.key, name, **values):
+                    try:
+                        if self._overwrites():
+                            localfiles.replace_into_place(_moved(written, name))
+                        else:
+                            localfiles.link_into_place(written, name)
+                    except FileExistsError:
+                        # An untracked local file has the name: never
+                        # overwritten. Let the row go and take another name.
+                        ledger.unrecord(self.key, name)
+                    else:
+                        placed = True
+                        return name, written.size, written.checksum
+                name = localfiles.free_name(
                     name,
-                    status=status,
-                    size=size,
-                    checksum=checksum,
-                    host=host,
-                    **derived,
+                    limit,
+                    lambda n: self._taken(n, ask_ledger=True),
+                    self.get_alternative_name,
                 )
-            except IntegrityError:
-                self.local.delete(name)
-                raise FileExistsError(
-                    f"{name!r} was recorded by another save at the same moment; nothing "
-                    "was kept (inside a transaction, that transaction must be rolled back)."
-                ) from None
-            return name
-        for _ in range(5):
-            if ledger.insert_if_absent(
-                self.key,
-                name,
-                status=status,
-                size=size,
-                checksum=checksum,
-                host=host,
-                **derived,
-            ):
-                return name
-            free = free_name(
-                name, limit, lambda n: self._taken(n, ask_ledger=True), self.get_alternative_name
-            )
-            with self.local.open(name, "rb") as fh:
-                free = self.local.save(free, fh)
+            raise FileExistsError(f"No free name near {name!r}: twenty were taken meanwhile.")
+        finally:
+            if not placed:
+                localfiles.discard(written)
+
+    def _save_other(
+        self, name: str, content: Any, limit: int, values: dict[str, Any]
+    ) -> tuple[str, int, str]:
+        """Write to a local storage that is not a file system (the storage
+        writes, the bytes are hashed as it reads them)."""
+        source = HashingFile(content, name)
+        name = canonical(self.local.save(name, source, max_length=limit))
+        checksum = source.hexdigest()
+        if checksum is None:
+            checksum, size = localfiles.digest(self.local, name)
+        else:
+            size = source.bytes_read
+        values = {**values, "size": size, "checksum": checksum}
+        try:
+            with transaction.atomic(using=ledger.db_alias()):
+                ledger.record_saved(self.key, name, **values)
+        except IntegrityError:
             self.local.delete(name)
-            name = free
-        self.local.delete(name)
-        raise FileExistsError(f"No free name near {name!r}: the ledger refused five of them.")
+            raise FileExistsError(
+                f"{name!r} was recorded by another save at the same moment; nothing was kept."
+            ) from None
+        return name, size, checksum
+
+    def replace_local(self, name: str, content: Any) -> None:
+        """Atomically replace the local copy of a file that is not on the
+        remote yet, and record its new size and SHA-256 (its transfer is
+        then proven against the new bytes). For ``transfer_started``
+        receivers and other code that changes an upload before it leaves.
+
+        Raises ``AlreadyTransferred`` (a ValueError) for a file on the
+        remote, ``FileNotFoundError`` for an unknown or deleted one."""
+        self._replace_local(canonical(name), content)
+
+    def _replace_local(self, name: str, content: Any, *, pk: int | None = None) -> tuple[int, str]:
+        if not is_local_fs(self.local):
+            raise ImproperlyConfigured(
+                "replace_local() needs a local FileSystemStorage (it replaces the file by an "
+                "atomic rename)."
+            )
+        if not hasattr(content, "chunks") and not hasattr(content, "read"):
+            from django.core.files.base import ContentFile
+
+            content = ContentFile(content)
+        written = localfiles.write_private(self.local, name, content)
+        placed = False
+        try:
+            with transaction.atomic(using=ledger.db_alias()):
+                recorded = ledger.replace_content(
+                    self.key, name, size=written.size, checksum=written.checksum, pk=pk
+                )
+                if not recorded:
+                    state = ledger.fresh_status(self.key, name)
+                    if state == Status.REMOTE:
+                        raise AlreadyTransferred(
+                            f"{name!r} is already on the remote: its local copy can no longer "
+                            "be replaced. Save the new content under a new name."
+                        )
+                    raise FileNotFoundError(
+                        f"{name!r} is not a file of {self!r} waiting for its transfer."
+                    )
+                localfiles.replace_into_place(written)
+                placed = True
+        finally:
+            if not placed:
+                localfiles.discard(written)
+        return written.size, written.checksum
 
     def _enqueue_on_commit(self, name: str, host: str | None = None) -> None:
-        transaction.on_commit(lambda: self.enqueue(name, host=host), using=ledger.db_alias())
+        transaction.on_commit(partial(self.enqueue, name, host=host), using=ledger.db_alias())
 
     def enqueue(self, name: str, *, host: str | None = None, countdown: float = 0) -> None:
         """Hand the transfer of ``name`` to the runner now (no ledger change).
@@ -299,9 +415,9 @@ class QueuedStorage(Storage):
         the file is saved and QUEUED, and ``manage.py storage_hooks retry``
         queues it again.
         """
-        from .runners import get_runner
+        from .runners import get_runner  # runners import the transfer, which finds us
 
-        signals.send_robust(signals.transfer_queued, self, name=name)
+        signals.send(signals.transfer_queued, self, name=name)
         try:
             get_runner().enqueue(self.key, name, host=host or hostname(), countdown=countdown)
         except Exception:
@@ -314,43 +430,82 @@ class QueuedStorage(Storage):
     def transfer(self, name: str) -> None:
         """Queue the transfer of a saved file (delayed, failed, or lost in
         the queue). Harmless for a file already on the remote."""
-        check_name(name)
+        name = canonical(name)
         state = ledger.status(self.key, name)
-        if state is None:
+        if state is None or state in GONE_STATES:
             raise FileNotFoundError(f"{name!r} was not saved through {self!r}.")
         if state in (Status.REMOTE, Status.TRANSFERRING):
             return
         if ledger.requeue(self.key, name, reset_attempts=state == Status.FAILED):
             self._enqueue_on_commit(name)
 
-    def delete(self, name: str) -> None:
-        """Remove the file from both storages and from the ledger."""
-        check_name(name)
-        check_inside_root(self.local, name)  # before anything is deleted
-        known = ledger.knows(self.key, name)
-        if known:
-            self.remote.delete(name)
-        self.local.delete(name)
-        if known:
-            ledger.delete(self.key, name)
+    # -- deleting ----------------------------------------------------------
+
+    def delete(self, name: Any) -> None:
+        """Remove the file from both storages and from the ledger.
+
+        Transactional: inside ``atomic()`` the row is marked DELETING and the
+        files are removed when the transaction commits (a rollback leaves
+        the file as it was). A remote copy is removed only if this library
+        wrote it; a foreign remote file of the same name is never touched.
+        If removing fails, the row stays DELETING and ``manage.py
+        storage_hooks retry`` finishes the job."""
+        if not name:
+            raise ValueError("The name must be given to delete().")
+        name = canonical(name)
+        localfiles.check_inside_root(self.local, name)  # refuse before anything is marked
+        using = ledger.db_alias()
+        in_transaction = not transaction.get_autocommit(using)
+        with transaction.atomic(using=using):
+            row = ledger.begin_delete(self.key, name)
+            if row is not None:
+                transaction.on_commit(
+                    partial(self.remove_files, row), using=using, robust=in_transaction
+                )
+
+    def remove_files(self, row: Any) -> None:
+        """Remove the files of a row marked DELETING (``row`` as it was
+        before), then the row. Also what repairs an interrupted delete."""
+        name = row.name
+        if row.status == Status.REMOTE or row.remote_write_started:
+            remote_s3 = s3.as_s3(self.remote)
+            if remote_s3 is not None and row.remote_etag:
+                s3.delete_if_etag(remote_s3, name, row.remote_etag)
+            else:
+                self.remote.delete(name)
+        localfiles.unlink(self.local, name)
+        ledger.finish_delete(row)
+
+    def remove_local_copy(self, name: str, *, checksum: str | None = None) -> bool:
+        """Delete the local copy of a file on the remote (what ``DeleteLocal``
+        does), holding its ledger row meanwhile so that no concurrent save
+        of the name can be hit. False if the file is not (or no longer) on
+        the remote with this checksum."""
+        name = canonical(name)
+        with transaction.atomic(using=ledger.db_alias()):
+            row = ledger.lock(self.key, name, states=[Status.REMOTE])
+            if row is None or (checksum is not None and row.checksum != checksum):
+                return False
+            return localfiles.unlink(self.local, name)
 
     # -- routing ---------------------------------------------------------
 
     def status(self, name: str) -> Status | None:
-        """The file's ``Status``, or None for a name the ledger doesn't know."""
-        return ledger.status(self.key, check_name(name))
+        """The file's ``Status``, or None for a name the ledger doesn't know
+        (or a file being deleted)."""
+        state = ledger.status(self.key, canonical(name))
+        return None if state == Status.DELETING else state
 
     def statuses(self, names: Iterable[str]) -> dict[str, Status | None]:
         """Statuses of many names with one cache call and at most one query;
         also warms the cache so the ``url`` calls that follow cost no query."""
-        return ledger.statuses(self.key, names)
+        found = ledger.statuses(self.key, (canonical(name) for name in names))
+        return {name: None if s == Status.DELETING else s for name, s in found.items()}
 
     def urls(self, names: Iterable[str]) -> dict[str, str]:
         """The ``url`` of many files with one cache round trip (and at most
-        one query), for a page of images: ``url`` pays one round trip per
-        name, which is what a page of them mostly costs with a Redis cache."""
-        found = self.statuses(check_name(name) for name in names)
-        # As in url(): no symlink check, a URL reads nothing.
+        one query), for a page of images."""
+        found = ledger.statuses(self.key, (canonical(name) for name in names))
         return {
             name: (self.remote if state == Status.REMOTE else self.local).url(name)
             for name, state in found.items()
@@ -364,39 +519,88 @@ class QueuedStorage(Storage):
 
     def get_storage(self, name: str) -> Storage:
         """The storage that answers reads of ``name`` right now."""
-        if self.using_remote(name):
+        name = canonical(name)
+        state = ledger.status(self.key, name)
+        if state == Status.REMOTE:
             return self.remote
-        check_inside_root(self.local, name)
+        if state in GONE_STATES:
+            raise FileNotFoundError(f"{name!r} has been deleted.")
+        localfiles.check_inside_root(self.local, name)
         return self.local
 
+    def _read(self, name: Any, method: str, *args: Any) -> Any:
+        """``method(name, *args)`` of the storage that has the file; a local
+        copy found missing makes the ledger itself (not the cache) be asked
+        again, in case another process just finished the transfer."""
+        name = canonical(name)
+        storage = self.get_storage(name)
+        try:
+            return getattr(storage, method)(name, *args)
+        except FileNotFoundError:
+            if storage is self.remote or ledger.fresh_status(self.key, name) != Status.REMOTE:
+                raise
+        return getattr(self.remote, method)(name, *args)
+
     def _open(self, name: str, mode: str = "rb") -> File:
-        return self.get_storage(name).open(name, mode)
+        name = canonical(name)
+        if _WRITE_FLAGS & set(mode):
+            if self.status(name) is not None:
+                raise PermissionError(
+                    f"{name!r} is recorded in the ledger: open(name, {mode!r}) would change it "
+                    "behind the ledger's back. Save new content with storage.save() (with "
+                    "allow_overwrite on the local storage to keep the name), or replace the "
+                    "local copy of a file not yet transferred with storage.replace_local()."
+                )
+            localfiles.check_inside_root(self.local, name)
+            return self.local.open(name, mode)
+        if is_local_fs(self.local) and self.status(name) != Status.REMOTE:
+            try:
+                return File(localfiles.open_for_reading(self.local, name), name)
+            except FileNotFoundError:
+                if ledger.fresh_status(self.key, name) != Status.REMOTE:
+                    raise
+        return self._read(name, "open", mode)
 
-    def exists(self, name: str) -> bool:
-        return self.get_storage(name).exists(name)
+    def exists(self, name: Any) -> bool:
+        name = canonical(name)
+        state = ledger.status(self.key, name)
+        if state in GONE_STATES:
+            return False
+        if state == Status.REMOTE:
+            return bool(self.remote.exists(name))
+        localfiles.check_inside_root(self.local, name)
+        if self.local.exists(name):
+            return True
+        return (
+            state is not None
+            and ledger.fresh_status(self.key, name) == Status.REMOTE
+            and bool(self.remote.exists(name))
+        )
 
-    def size(self, name: str) -> int:
-        return self.get_storage(name).size(name)
+    def size(self, name: Any) -> int:
+        return int(self._read(name, "size"))
 
-    def url(self, name: str | None) -> str:
+    def url(self, name: Any) -> str:
         if name is None:
             return self.local.url(name)
+        name = canonical(name)
         # No symlink check: a URL reads nothing, and url() is a hot path.
         return (self.remote if self.using_remote(name) else self.local).url(name)
 
-    def path(self, name: str) -> str:
-        return self.get_storage(name).path(name)
+    def path(self, name: Any) -> str:
+        return str(self._read(name, "path"))
 
-    def get_accessed_time(self, name: str) -> datetime:
-        return self.get_storage(name).get_accessed_time(name)
+    def get_accessed_time(self, name: Any) -> datetime:
+        return self._read(name, "get_accessed_time")
 
-    def get_created_time(self, name: str) -> datetime:
-        return self.get_storage(name).get_created_time(name)
+    def get_created_time(self, name: Any) -> datetime:
+        return self._read(name, "get_created_time")
 
-    def get_modified_time(self, name: str) -> datetime:
-        return self.get_storage(name).get_modified_time(name)
+    def get_modified_time(self, name: Any) -> datetime:
+        return self._read(name, "get_modified_time")
 
-    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+    def listdir(self, path: Any) -> tuple[list[str], list[str]]:
+        path = "" if path in ("", None) else str(path)
         dirs: dict[str, None] = {}
         files: dict[str, None] = {}
         for storage in (self.local, self.remote):
@@ -405,32 +609,133 @@ class QueuedStorage(Storage):
             except FileNotFoundError:
                 continue
             dirs.update(dict.fromkeys(found_dirs))
-            files.update(dict.fromkeys(found_files))
+            files.update(
+                dict.fromkeys(f for f in found_files if not f.startswith(localfiles.TEMP_PREFIX))
+            )
         return sorted(dirs), sorted(files)
 
     def open_local(self, name: str) -> IO[bytes]:
-        """Open the local copy for reading (for hooks), refusing symlinks
-        that lead outside the local root."""
-        check_name(name)
-        check_inside_root(self.local, name)
-        return self.local.open(name, "rb")
+        """Open the local copy for reading (for hooks), never outside the
+        local root."""
+        return localfiles.open_binary(self.local, canonical(name))
+
+    def check_live(self, name: str) -> None:
+        """Raise ``FileDeleted`` if ``name`` is being deleted (for hooks
+        that make derivatives of a file)."""
+        if ledger.fresh_status(self.key, canonical(name), cache=False) in GONE_STATES:
+            raise FileDeleted(f"{name!r} is being deleted.")
 
 
-def _rebuild(cls: type[QueuedStorage], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return cls(*args, **kwargs)
+def _moved(written: localfiles.Written, name: str) -> localfiles.Written:
+    """``written``, to be put in place under ``name`` (same directory)."""
+    written.name = name
+    return written
 
 
-# The shortcuts kept from django-queued-storage live in their own module;
-# their import path is this one.
-from .shortcuts import (  # noqa: E402
-    DelayedStorage,
-    DoubleFilesystemStorage,
-    QueuedFileSystemStorage,
-    QueuedRemoteStorage,
-    S3Storage,
-)
+def _storages_setting() -> dict[str, Any]:
+    from django.conf import settings
+
+    return dict(settings.STORAGES)
+
+
+def _where_of(options: dict[str, Any]) -> dict[str, Any]:
+    return location_identity(
+        options.get("local"),
+        dict(options.get("local_options") or {}),
+        options.get("remote"),
+        dict(options.get("remote_options") or {}),
+    )
+
+
+def _as_keywords(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's arguments, all by keyword."""
+    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
+    bound = signature.bind_partial(None, *args, **kwargs)
+    found: dict[str, Any] = {}
+    for pname, value in list(bound.arguments.items())[1:]:
+        if signature.parameters[pname].kind is inspect.Parameter.VAR_KEYWORD:
+            found.update(value)
+        else:
+            found[pname] = value
+    return found
+
+
+def _safe_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    safe = dict(kwargs)
+    for role in ("local", "remote"):
+        spec = safe.get(role)
+        options = safe.get(f"{role}_options")
+        if isinstance(spec, Storage) and hasattr(spec, "deconstruct") and not options:
+            path, _, spec_kwargs = spec.deconstruct()
+            safe[role] = path
+            if spec_kwargs:
+                safe[f"{role}_options"] = dict(spec_kwargs)
+        if safe.get(f"{role}_options"):
+            safe[f"{role}_options"] = without_secrets(safe[f"{role}_options"])
+    return safe
+
+
+def _restore(
+    cls: type[QueuedStorage], key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> QueuedStorage:
+    for storage in registry.known_storages():
+        if storage.key == key and type(storage) is cls:
+            return storage
+    return cls(*args, **{**kwargs, "key": key})
+
+
+# -- the shortcuts kept from django-queued-storage ---------------------------
+
+#: The same class as QueuedStorage, under django-queued-storage's name.
+QueuedRemoteStorage = QueuedStorage
+
+FILE_SYSTEM = "django.core.files.storage.FileSystemStorage"
+
+
+class QueuedFileSystemStorage(QueuedStorage):
+    """Local is a ``FileSystemStorage``; say only where files go."""
+
+    deconstruct_path = "storage_hooks.storage.QueuedFileSystemStorage"
+
+    def __init__(self, remote: Any = None, **kwargs: Any) -> None:
+        kwargs.setdefault("local", FILE_SYSTEM)
+        super().__init__(remote=remote, **kwargs)
+
+
+class DoubleFilesystemStorage(QueuedStorage):
+    """Both sides are ``FileSystemStorage`` (give each a ``location``)."""
+
+    deconstruct_path = "storage_hooks.storage.DoubleFilesystemStorage"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("local", FILE_SYSTEM)
+        kwargs.setdefault("remote", FILE_SYSTEM)
+        super().__init__(**kwargs)
+
+
+class S3Storage(QueuedStorage):
+    """Local ``FileSystemStorage``, remote django-storages' ``S3Storage``."""
+
+    deconstruct_path = "storage_hooks.storage.S3Storage"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("local", FILE_SYSTEM)
+        kwargs.setdefault("remote", "storages.backends.s3.S3Storage")
+        super().__init__(**kwargs)
+
+
+class DelayedStorage(QueuedStorage):
+    """Nothing is queued on save; ``transfer(name)`` queues a file."""
+
+    deconstruct_path = "storage_hooks.storage.DelayedStorage"
+
+    def __init__(self, local: Any = None, remote: Any = None, **kwargs: Any) -> None:
+        kwargs.setdefault("delayed", True)
+        super().__init__(local, remote, **kwargs)
+
 
 __all__ = [
+    "AlreadyTransferred",
     "DelayedStorage",
     "DoubleFilesystemStorage",
     "QueuedFileSystemStorage",

@@ -1,28 +1,38 @@
 """The transfer: one attempt to copy a saved file to the remote.
 
-Every runner calls :func:`run_transfer` and acts on its outcome; the
-runners differ only in how they schedule it and its retries.
+It reads as its steps (:func:`run_transfer`): claim the file, run the
+storage's preprocessors, send ``transfer_started``, write the copy with its
+proof, record it, send ``transferred``. Every runner calls
+:func:`run_transfer` and acts on its outcome; the runners differ only in how
+they schedule it and its retries.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import transaction
 
-from . import conditional, ledger, signals
+from . import ledger, proof, s3, signals
 from .conf import conf
 from .exceptions import (
+    FileDeleted,
     FinalTransferError,
     LocalFileMissing,
     NameConflict,
     VerificationError,
+    failure_kind,
 )
-from .localfiles import HashingFile, sha256_of
+from .hooks.preprocess import Preprocess
+from .localfiles import HashingFile, open_for_reading, sha256_of
 from .registry import get_storage
+from .status import Status
 
 if TYPE_CHECKING:
     from .models import StoredFile
@@ -31,7 +41,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Outcome:
-    #: done: verified on the remote; skipped: nothing to do (not queued, or
+    #: done: proven on the remote; skipped: nothing to do (not queued, or
     #: another worker has it); retry: failed, try again after a delay;
     #: failed: failed for good (status FAILED).
     kind: Literal["done", "skipped", "retry", "failed"]
@@ -43,45 +53,106 @@ class Outcome:
         return self.kind == "retry"
 
 
+@dataclass
+class Copy:
+    """What one attempt wrote: how it was proven, and what identifies the
+    remote copy (so that only this copy is ever deleted)."""
+
+    proof: str
+    identity: str
+
+
 def run_transfer(key: str, name: str) -> Outcome:
     """Make one attempt at transferring ``name`` of the storage ``key``."""
     storage = get_storage(key)
     # Hooks first: a hook that cannot be built must fail before the file is
     # claimed, or it would stay TRANSFERRING.
-    storage.hooks  # noqa: B018  (connect hooks before the first signal)
+    storage.connect_hooks()
     row = ledger.claim(key, name)
     if row is None:
         return Outcome("skipped")
+    copy: Copy | None = None
     try:
+        preprocess(storage, row)
         signals.send(signals.transfer_started, storage, name=name, attempt=row.attempts)
+        if not ledger.refresh(row):  # a receiver may have replaced the local copy
+            raise FileDeleted(f"{name!r} was deleted or taken by another attempt meanwhile.")
         started = time.monotonic()  # the copy's duration, not the preprocessing's
-        copy_to_remote(storage, row)
+        copy = copy_to_remote(storage, row)
     except Exception as exc:
         return _failed(storage, row, exc)
     duration = time.monotonic() - started
-    if not ledger.mark_remote(row):
-        if not ledger.still_exists(row):
-            # Deleted while we copied: don't leave a copy nobody knows.
-            storage.remote.delete(name)
+    if not ledger.mark_remote(row, copy.identity):
+        clean_up(storage, row, copy.identity)
         return Outcome("skipped", row.attempts, row.host)
-    signals.send_robust(
+    signals.send(
         signals.transferred,
         storage,
         name=name,
         size=row.size,
         checksum=row.checksum,
         duration=duration,
+        proof=copy.proof,
     )
     return Outcome("done", row.attempts, row.host)
 
 
+# -- preprocessing -----------------------------------------------------------
+
+
+def preprocess(storage: QueuedStorage, row: StoredFile) -> None:
+    """Run the storage's preprocessors on the local copy, in the order of
+    its hooks, each on what the one before returned; then replace the local
+    copy with the result and record its size and SHA-256. Once per file: a
+    retry after the chain succeeded does not run it again."""
+    chain = [hook for hook in storage.hooks if isinstance(hook, Preprocess)]
+    if not chain or row.preprocessed:
+        return
+    current: File | None = None
+    try:
+        for hook in chain:
+            source = current or File(storage.open_local(row.name), row.name)
+            source.seek(0)
+            result = hook.process(storage, row.name, source)
+            if result is not None:
+                if source is not current:
+                    source.close()
+                current = _as_file(result, row.name)
+            elif source is not current:
+                source.close()
+        if current is not None:
+            current.seek(0)
+            size, checksum = storage._replace_local(row.name, current, pk=row.pk)
+            row.size, row.checksum = size, checksum
+    finally:
+        if current is not None:
+            current.close()
+    ledger.mark_preprocessed(row)
+
+
+def _as_file(result: Any, name: str) -> File:
+    if isinstance(result, (bytes, bytearray)):
+        return ContentFile(bytes(result), name)
+    if isinstance(result, File):
+        return result
+    if hasattr(result, "read"):
+        return File(result, name)
+    raise TypeError(
+        f"A preprocessor returned {type(result).__name__}; return a File, ContentFile, bytes "
+        "or None."
+    )
+
+
+# -- failing -----------------------------------------------------------------
+
+
 def _failed(storage: QueuedStorage, row: StoredFile, exc: Exception) -> Outcome:
     final = isinstance(exc, FinalTransferError) or row.attempts >= conf.RETRIES + 1
-    error = f"{type(exc).__name__}: {exc}"
+    error = describe(storage, exc)
     signals.logger.warning("Transfer of %r (attempt %s) failed: %s", row.name, row.attempts, error)
-    if not ledger.mark_failed(row, error, final=final):
+    if not ledger.mark_failed(row, error, final=final, kind=failure_kind(exc)):
         return Outcome("skipped", row.attempts, row.host)
-    signals.send_robust(
+    signals.send(
         signals.transfer_failed,
         storage,
         name=row.name,
@@ -92,11 +163,40 @@ def _failed(storage: QueuedStorage, row: StoredFile, exc: Exception) -> Outcome:
     return Outcome("failed" if final else "retry", row.attempts, row.host)
 
 
-def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> None:
-    """Stream the local copy to the remote under the same name and verify it."""
+def describe(storage: QueuedStorage, exc: BaseException) -> str:
+    """The text recorded in the ledger for ``exc`` (staff only): local root
+    paths made relative."""
+    text = f"{type(exc).__name__}: {exc}"
+    location = getattr(storage.local, "location", None)
+    if location:
+        for root in {os.path.abspath(location), os.path.realpath(location)}:
+            text = text.replace(root + os.sep, "").replace(root, "<local root>")
+    return text
+
+
+# -- copying -----------------------------------------------------------------
+
+
+class _Sent(HashingFile):
+    """The local copy as the remote reads it: hashed (SHA-256, and the MD5s
+    S3 puts in its ETag) as it goes."""
+
+    def __init__(self, file: Any, name: str, parts: s3.PartHasher | None) -> None:
+        super().__init__(file, name)
+        self.parts = parts
+
+    def _fresh(self, data: bytes) -> None:
+        super()._fresh(data)
+        if self.parts is not None:
+            self.parts.update(data)
+
+
+def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
+    """Stream the local copy to the remote under the same name, never over
+    a file this library did not write, and prove the copy."""
     name, remote = row.name, storage.remote
     try:
-        source = storage.open_local(name)
+        source = open_for_reading(storage.local, name)
     except FileNotFoundError:
         raise LocalFileMissing(
             f"The local copy of {name!r} is gone, so it cannot be transferred. Restore it "
@@ -104,13 +204,19 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> None:
         ) from None
     except SuspiciousFileOperation as exc:
         raise FinalTransferError(str(exc)) from None
-    # With the remote refusing to overwrite (conditional.py), the existence
-    # check is only needed before replacing a copy of an earlier attempt.
-    check_first = row.remote_write_started or not conditional.replaces_existence_check(remote)
+    remote_s3 = s3.as_s3(remote)
+    exclusive = remote_s3 is not None and s3.conditional_writes(remote)
+    validated = False
+    if exclusive and conf.CONDITIONAL_WRITES is True:
+        capabilities = s3.probe(remote_s3)
+        skip_check = capabilities.honours_if_none_match
+        validated = capabilities.validates_checksums
+    else:
+        skip_check = exclusive and conf.CONDITIONAL_WRITES == "only"
     with source:
-        if check_first and remote.exists(name):
+        if (row.remote_write_started or not skip_check) and remote.exists(name):
             if _same_file(storage, row):
-                return  # a copy that was finished but not recorded
+                return Copy("readback", "")  # a copy that was finished but not recorded
             if not row.remote_write_started:
                 raise NameConflict(
                     f"The remote already holds a different file named {name!r}, which this "
@@ -119,8 +225,14 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> None:
                 )
             remote.delete(name)  # the unfinished copy of one of our earlier attempts
         ledger.mark_remote_write_started(row)
-        sent = HashingFile(source, name)
-        saved = _write(storage, row, sent)
+        parts = None
+        if remote_s3 is not None and not s3.gzips(remote_s3, name):
+            parts = s3.PartHasher(remote_s3, row.size or 0)
+        sent = _Sent(source, name, parts)
+        saved, write = _write(storage, row, sent, exclusive=exclusive, parts=parts)
+        sent_sha256 = sent.hexdigest()  # before the file closes
+    if saved is None:
+        return Copy("readback", "")  # an identical copy by another writer was adopted
     if saved != name:
         # The remote picks another name only when the name is taken at the
         # moment of writing: another writer got there first.
@@ -130,66 +242,115 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> None:
             "meanwhile; that copy was removed and the other file is not touched. Rename one "
             "of them, or delete the remote one, then transfer it again."
         )
-    checksum = sent.hexdigest() or sha256_of(storage.local, name)
+    checksum = sent_sha256 or sha256_of(storage.local, name)
     if checksum != row.checksum:
         raise VerificationError(
             f"The local copy of {name!r} changed since it was saved (SHA-256 {checksum}, "
             f"recorded {row.checksum})."
         )
-    size = remote.size(name)
-    if size != row.size:
-        raise VerificationError(f"The remote copy of {name!r} has {size} bytes, not {row.size}.")
+    how, identity = proof.prove(
+        remote,
+        row,
+        write=write,
+        sent_etag=parts.etag() if parts is not None and sent_sha256 else None,
+        validated=validated,
+    )
+    return Copy(how, identity)
 
 
-def _write(storage: QueuedStorage, row: StoredFile, content: File) -> str:
-    """Write ``content`` to the remote under ``row.name``, refused by the
-    remote if the name is taken meanwhile (where it can refuse)."""
+def _write(
+    storage: QueuedStorage,
+    row: StoredFile,
+    content: File,
+    *,
+    exclusive: bool,
+    parts: s3.PartHasher | None,
+) -> tuple[str | None, s3.Write | None]:
+    """Write ``content`` to the remote under ``row.name``: on S3 refused by
+    the remote if the name is taken meanwhile, and carrying the ledger's
+    SHA-256 for a single-request upload. Returns the name written and what
+    the server answered; no name when the remote refused the write but
+    holds identical bytes (adopted)."""
     name, remote = row.name, storage.remote
-    condition = conditional.Exclusive(None)
+    remote_s3 = s3.as_s3(remote)
+    if remote_s3 is None:
+        # _save, not save: save() would pick another name if this one is
+        # taken, and the copy must have exactly the same name.
+        return remote._save(name, content), None  # type: ignore[attr-defined]
+    single = parts is not None and not parts.multipart
     try:
-        with conditional.exclusive(remote, name) as condition:
-            # _save, not save: save() would pick another name if this one is
-            # taken, and the copy must have exactly the same name.
+        with s3.write(
+            remote_s3, name, exclusive=exclusive, sha256_hex=row.checksum if single else None
+        ) as write:
             saved: str = remote._save(name, content)  # type: ignore[attr-defined]
     except Exception as exc:
-        if not condition:
-            raise
-        if conditional.name_taken(exc):
+        if s3.name_taken(exc):
             # Nothing of ours was written: the name is another writer's.
             ledger.forget_remote_write(row)
             if _same_file(storage, row):
-                return name  # the same bytes: nothing to overwrite
+                return None, None  # the same bytes: nothing to overwrite
             raise NameConflict(
                 f"The remote already holds a different file named {name!r} (another writer "
                 "created it), and refused to overwrite it. The local copy is kept. "
                 "Rename one of them, or delete the remote one, then transfer it again."
             ) from exc
-        if conditional.not_supported(exc):
+        if s3.not_supported(exc):
             ledger.forget_remote_write(row)
             raise FinalTransferError(
                 f"The remote does not implement conditional writes (If-None-Match), so "
                 f"{name!r} was not written. Set STORAGE_HOOKS['CONDITIONAL_WRITES'] = False "
                 "and retry the transfer."
             ) from exc
+        if s3.checksum_refused(exc):
+            raise VerificationError(
+                f"The remote refused {name!r}: the bytes it received do not have the ledger's "
+                "SHA-256 (the local copy changed, or the bytes were damaged on the way)."
+            ) from exc
         raise
-    if condition and not condition.applied:
+    if exclusive and not write.conditioned:
         signals.logger.warning(
             "The conditional write of %r was not applied: django-storages wrote it under "
             "another key than %r expected.",
             name,
-            condition.target,
+            write.target,
         )
-    return saved
+    return saved, write
 
 
 def _same_file(storage: QueuedStorage, row: StoredFile) -> bool:
     """Whether the remote file under the name is byte for byte ours (a copy
-    that was finished but not recorded)."""
+    that was finished but not recorded, or identical bytes by another
+    writer)."""
     remote = storage.remote
     if remote.size(row.name) != row.size:
         return False
-    with remote.open(row.name, "rb") as fh:
-        reader = HashingFile(File(fh), row.name)
-        for _ in reader.chunks():
-            pass
-    return reader.hexdigest() == row.checksum
+    checksum, _ = proof.read_back(remote, row.name)
+    return checksum == row.checksum
+
+
+# -- cleaning up after an attempt that lost its row ---------------------------
+
+
+def clean_up(storage: QueuedStorage, row: StoredFile, identity: str) -> None:
+    """The copy was written but the attempt's row changed meanwhile (the
+    file was deleted, or re-queued and claimed again). Delete the copy only
+    if it is provably the one this attempt wrote, and only while no other
+    row of the name may own what is on the remote."""
+    if not identity:
+        return
+    key, name = row.storage_key, row.name
+    with transaction.atomic(using=ledger.db_alias()):
+        held, other = ledger.hold_name(key, name)
+        if held:
+            proof.delete_if_ours(storage.remote, name, identity)
+            placeholder = ledger.get(key, name)
+            if placeholder is not None:
+                ledger.finish_delete(placeholder)
+            return
+        if other is None:
+            return
+        if other.pk == row.pk and other.status != Status.DELETING:
+            return  # re-claimed: that attempt may replace our copy itself
+        if other.pk != row.pk and (other.status == Status.REMOTE or other.remote_write_started):
+            return  # a newer file of that name may own what is there
+        proof.delete_if_ours(storage.remote, name, identity)

@@ -63,7 +63,12 @@ def test_a_transfer_sends_its_signals_in_order_with_their_keywords(
     duration = sent["transferred"].pop("duration")
     assert isinstance(duration, float)
     assert duration >= 0
-    assert sent["transferred"] == {"name": name, "size": len(DATA), "checksum": checksum}
+    assert sent["transferred"] == {
+        "name": name,
+        "size": len(DATA),
+        "checksum": checksum,
+        "proof": "readback",  # a FileSystemStorage remote: read back and hashed
+    }
     assert sent["local_deleted"] == {"name": name}
 
 

@@ -21,6 +21,10 @@ class Hook:
     weakly): connect bound methods of the hook, as the built-in hooks do.
     """
 
+    #: Receivers that are methods of a hook run after the other receivers
+    #: of a signal (see :mod:`storage_hooks.signals`).
+    is_storage_hook = True
+
     def connect(self, storage: QueuedStorage) -> None:
         raise NotImplementedError
 

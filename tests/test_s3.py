@@ -1,4 +1,4 @@
-"""Conditional writes to S3 (storage_hooks.conditional), on moto's S3 server.
+"""Conditional writes to S3 (storage_hooks.s3), on moto's S3 server.
 
 The race these tests cause is real: another client writes the object on
 the same server between the transfer's existence check and its upload.
@@ -9,6 +9,7 @@ otherwise.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from django.core.checks import run_checks
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
-from storage_hooks import Status, conditional, signals
+from storage_hooks import Status, s3, signals
 from storage_hooks.exceptions import FinalTransferError, NameConflict
 from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
@@ -108,10 +109,10 @@ def another_writer_first(remote: Any, operation: str, key: str, data: bytes) -> 
 def test_s3_remotes_take_the_condition_and_others_do_not(
     storage: QueuedStorage, local_dir: Path, immediate: Setter
 ) -> None:
-    assert conditional.supported(storage.remote)
-    assert not conditional.supported(FileSystemStorage(location=local_dir))
+    assert s3.conditional_writes(storage.remote)
+    assert not s3.conditional_writes(FileSystemStorage(location=local_dir))
     immediate(CONDITIONAL_WRITES=False)
-    assert not conditional.supported(storage.remote)
+    assert not s3.conditional_writes(storage.remote)
 
 
 def test_a_foreign_write_in_the_race_window_is_refused(
@@ -170,23 +171,69 @@ def test_a_multipart_upload_is_refused_at_completion(
     assert (local_dir / name).stat().st_size == len(data)
 
 
-def test_only_mode_skips_the_existence_check(
+def test_only_mode_sends_one_request_per_file(
     storage: QueuedStorage, remote: Any, immediate: Setter
 ) -> None:
     immediate(CONDITIONAL_WRITES="only")
     with requests_of(remote) as sent:
         name = storage.save("one.txt", ContentFile(b"one"))
     assert storage.status(name) == Status.REMOTE
-    assert sent == ["PutObject", "HeadObject"]  # the write, then the size check
+    # The write is its own existence check (If-None-Match) and its own proof
+    # (the ETag it answers is the MD5 of what the server received).
+    assert sent == ["PutObject"]
+    assert row(storage, name).remote_etag.strip('"') == hashlib.md5(b"one").hexdigest()
 
 
-def test_the_default_keeps_the_existence_check(
+def test_by_default_a_server_that_honours_the_condition_gets_one_request_per_file(
     storage: QueuedStorage, remote: Any, immediate: Setter
 ) -> None:
+    s3.forget_capabilities()
+    found = s3.probe(remote)  # once per process and bucket
+    assert found == s3.Capabilities(validates_checksums=False, honours_if_none_match=True)
     with requests_of(remote) as sent:
-        name = storage.save("one.txt", ContentFile(b"one"))
+        for i in range(3):
+            storage.save(f"{i}.txt", ContentFile(b"one"))
+    assert sent == ["PutObject"] * 3
+    assert (
+        not services.s3_client(remote.endpoint_url)
+        .list_objects_v2(Bucket=remote.bucket_name, Prefix=".storage_hooks-probe")
+        .get("KeyCount")
+    )
+
+
+@contextmanager
+def ignoring_if_none_match(remote: Any) -> Iterator[None]:
+    """The client drops If-None-Match before sending, as if the server
+    ignored it (npm's s3rver does): only the probe can tell."""
+
+    def drop(request: Any, **kwargs: Any) -> None:
+        request.headers.pop("If-None-Match", None)
+
+    events = remote.bucket.meta.client.meta.events
+    events.register("before-send.s3.PutObject", drop, unique_id="test-drop")
+    try:
+        yield
+    finally:
+        events.unregister("before-send.s3.PutObject", unique_id="test-drop")
+
+
+def test_a_server_that_ignores_the_condition_keeps_the_existence_check(
+    storage: QueuedStorage, remote: Any, immediate: Setter
+) -> None:
+    s3.forget_capabilities()
+    try:
+        with ignoring_if_none_match(remote):
+            assert not s3.probe(remote).honours_if_none_match
+            remote.save("taken.txt", ContentFile(b"theirs"))
+            with requests_of(remote) as sent:
+                name = storage.save("one.txt", ContentFile(b"one"))
+                taken = storage.save("taken.txt", ContentFile(b"ours!!"))
+    finally:
+        s3.forget_capabilities()
+    assert sent[:2] == ["HeadObject", "PutObject"]
     assert storage.status(name) == Status.REMOTE
-    assert sent == ["HeadObject", "PutObject", "HeadObject"]
+    assert storage.status(taken) == Status.FAILED  # the HEAD saw the foreign file
+    assert remote_bytes(remote.endpoint_url, remote.bucket_name, "taken.txt") == b"theirs"
 
 
 def test_only_mode_still_never_overwrites_a_foreign_file(
