@@ -53,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "HOSTNAME": None,
     # Database alias of the ledger (default: what the routers say).
     "DATABASE": None,
+    # How a transfer is proven: "auto", "readback" or "size" (storage_hooks.proof).
+    "PROOF": "auto",
+    # Seconds between two logged cache errors (the cache is only an accelerator).
+    "LOG_CACHE_ERRORS_EVERY": 60,
 }
 
 LEGACY = {

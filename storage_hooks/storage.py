@@ -322,6 +322,9 @@ class QueuedStorage(Storage):
                         # An untracked local file has the name: never
                         # overwritten. Let the row go and take another name.
                         ledger.unrecord(self.key, name)
+                    except BaseException:
+                        ledger.unrecord(self.key, name)  # no row without its file
+                        raise
                     else:
                         placed = True
                         return name, written.size, written.checksum

@@ -112,14 +112,18 @@ def preprocess(storage: QueuedStorage, row: StoredFile) -> None:
     try:
         for hook in chain:
             source = current or File(storage.open_local(row.name), row.name)
-            source.seek(0)
-            result = hook.process(storage, row.name, source)
-            if result is not None:
+            try:
+                source.seek(0)
+                result = hook.process(storage, row.name, source)
+                if result is source or result is getattr(source, "file", None):
+                    result = None  # the file it was given: unchanged
+            finally:
                 if source is not current:
                     source.close()
+            if result is not None:
+                if current is not None and current is not result:
+                    current.close()
                 current = _as_file(result, row.name)
-            elif source is not current:
-                source.close()
         if current is not None:
             current.seek(0)
             size, checksum = storage._replace_local(row.name, current, pk=row.pk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from pathlib import Path
@@ -139,3 +140,59 @@ def test_hash_upload_reads_a_temporary_upload_only() -> None:
         assert hash_upload(upload) == (hashlib.sha256(b"abc").hexdigest(), 3)
     assert hash_upload(SimpleUploadedFile("s.txt", b"abc")) is None
     assert hash_upload(File(io.BytesIO(b"abc"))) is None
+
+
+def test_writes_never_leave_the_root_while_directories_are_swapped_for_symlinks(
+    tmp_path: Path,
+) -> None:
+    """One thread writes files into ``root/sub`` while another keeps
+    swapping ``sub`` between a real directory and a symlink to a directory
+    outside the root. Whatever the timing, nothing lands outside."""
+    import os
+    import threading
+    import time
+
+    from storage_hooks.localfiles import discard, link_into_place, write_private
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    storage = FileSystemStorage(location=root)
+    stop = time.monotonic() + 3
+    refused = written = 0
+
+    def swap() -> None:
+        moved = 0
+        while time.monotonic() < stop:
+            moved += 1
+            # The real directory (with what was written) goes away, and a
+            # symlink to the outside takes its place.
+            with contextlib.suppress(OSError):
+                os.rename(root / "sub", root / f"moved{moved}")
+            with contextlib.suppress(OSError):
+                (root / "sub").symlink_to(outside)
+            time.sleep(0.0005)
+            with contextlib.suppress(OSError):
+                (root / "sub").unlink()
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    i = 0
+    while time.monotonic() < stop:
+        i += 1
+        try:
+            done = write_private(storage, f"sub/f{i}.txt", ContentFile(b"x"))
+        except (SuspiciousFileOperation, FileNotFoundError, OSError):
+            refused += 1
+            continue
+        try:
+            link_into_place(done)
+            written += 1
+        except (SuspiciousFileOperation, FileNotFoundError, OSError):
+            refused += 1
+            with contextlib.suppress(SuspiciousFileOperation, OSError):
+                discard(done)
+    swapper.join()
+    assert os.listdir(outside) == []
+    assert refused > 0  # the swaps did get in the way
+    assert written + refused == i

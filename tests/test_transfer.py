@@ -4,6 +4,7 @@ run in autocommit: ``save`` returns once the transfer is over."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from django.core.files.storage import FileSystemStorage
 
 from storage_hooks import Status, ledger, signals
 from storage_hooks.exceptions import LocalFileMissing, NameConflict, VerificationError
+from storage_hooks.hooks import DeleteLocal
 from storage_hooks.localfiles import CHUNK_SIZE
 from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
@@ -417,3 +419,47 @@ def test_a_hook_the_worker_cannot_build_leaves_the_file_queued(
     with pytest.raises(Exception, match=r"tests\.nowhere\.Hook"):
         run_transfer(key, name)
     assert worker.key == web.key
+
+
+@pytest.mark.parametrize("remote_kind", ["fs", "s3"])
+def test_a_late_attempt_never_deletes_the_newer_file_of_its_name(
+    request: pytest.FixtureRequest,
+    local_dir: Path,
+    remote_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    remote_kind: str,
+) -> None:
+    """Between an attempt's proven write and its record, the file is deleted
+    and a new file of the same name and size is saved and transferred (its
+    local copy then deleted by DeleteLocal). The old attempt cannot record
+    its copy; its clean-up must not take the new file's remote copy."""
+    if remote_kind == "s3":
+        remote: Any = make_s3(
+            request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")
+        )
+    else:
+        remote = FileSystemStorage(location=remote_dir)
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=remote,
+        hooks=[DeleteLocal()],
+        key=unique_key(),
+    )
+    real_mark_remote = ledger.mark_remote
+    outcomes: list[str] = []
+
+    def meanwhile(row: Any, identity: str = "") -> bool:
+        if not outcomes:
+            outcomes.append("raced")
+            storage.delete(row.name)
+            assert storage.save(row.name, ContentFile(b"NEWER")) == row.name
+        return real_mark_remote(row, identity)
+
+    monkeypatch.setattr(ledger, "mark_remote", meanwhile)
+    with recording(storage, signals.transferred) as events:
+        name = storage.save("same.txt", ContentFile(b"older"))
+    assert [kw["checksum"] for _, kw in events] == [hashlib.sha256(b"NEWER").hexdigest()]
+    assert storage.status(name) == Status.REMOTE
+    with storage.open(name) as fh:
+        assert fh.read() == b"NEWER"
+    assert not (local_dir / name).exists()  # DeleteLocal did its job: the remote copy is all

@@ -10,9 +10,17 @@ from django.utils.module_loading import import_string
 from .base import Hook
 from .delete_local import DeleteLocal
 from .preprocess import Preprocess
+from .strip_metadata import StripMetadata
 from .thumbnails import Thumbnails
 
-__all__ = ["DeleteLocal", "Hook", "Preprocess", "Thumbnails", "resolve_hook"]
+__all__ = [
+    "DeleteLocal",
+    "Hook",
+    "Preprocess",
+    "StripMetadata",
+    "Thumbnails",
+    "resolve_hook",
+]
 
 
 def resolve_hook(spec: Any) -> Any:
