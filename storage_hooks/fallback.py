@@ -7,8 +7,10 @@ read_only=["production"])``. See ``docs/sections/fallback.rst``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import PurePath
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +28,7 @@ from .attempts import (
     is_missing,
 )
 from .lru import UrlMemory
+from .naming import with_taken
 from .resolve import build_storage
 
 __all__ = ["FallbackStorage", "NoBackendHasMethod", "ReadOnlyBackendError", "is_missing"]
@@ -40,7 +43,7 @@ def _first_answer(method: str) -> Callable[..., Any]:
     """A method answered by the first backend that succeeds."""
 
     def answer(self: FallbackStorage, name: str) -> Any:
-        return self._first(method, name)[1]
+        return self._first(method, _str(name))[1]
 
     answer.__name__ = answer.__qualname__ = method
     answer.__doc__ = f"``{method}(name)`` of the first backend that answers."
@@ -187,6 +190,7 @@ class FallbackStorage(Storage):
     # -- reading: the first backend that answers -------------------------
 
     def _open(self, name: str, mode: str = "rb") -> File:
+        name = _str(name)
         writing = any(flag in mode for flag in "wax+")
         if writing:
             self._memory.forget(name)
@@ -201,6 +205,7 @@ class FallbackStorage(Storage):
     def path(self, name: str) -> str:
         """The path in the first backend that has the file, else the first
         path any backend gives (a backend's path() answers for any name)."""
+        name = _str(name)
         attempts = Attempts(f"path({name!r})")
         first = None
         for backend in self.entries:
@@ -217,6 +222,7 @@ class FallbackStorage(Storage):
     def exists(self, name: str) -> bool:
         """True if any backend has the file. A backend that fails is an
         error, unless another one has the file."""
+        name = _str(name)
         return self._where(name, f"exists({name!r})") is not None
 
     def _where(self, name: str, what: str) -> Backend | None:
@@ -232,6 +238,7 @@ class FallbackStorage(Storage):
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         """The union of every backend's listing (a directory missing in some
         backends is empty there)."""
+        path = _str(path)
         attempts = Attempts(f"listdir({path!r})")
         dirs: dict[str, None] = {}
         files: dict[str, None] = {}
@@ -252,6 +259,7 @@ class FallbackStorage(Storage):
         last backend; where a name was found is remembered (see the docs)."""
         if name is None:
             return self.entries[-1].storage.url(name)
+        name = _str(name)
         index = self._memory.get(name)
         if index is None:
             backend = self._where(name, f"url({name!r})")
@@ -259,11 +267,47 @@ class FallbackStorage(Storage):
             self._memory.put(name, index)
         return self.entries[index].storage.url(name)
 
+    # -- naming: the writer's own rules, free in every backend -----------
+
+    def _writer(self) -> Backend | None:
+        """The backend a save goes to first: the first writable one that
+        can save."""
+        for backend in self.entries:
+            if not backend.read_only and hasattr(backend.storage, "_save"):
+                return backend
+        return None
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        """A name free in every backend, chosen by the rules of the backend
+        that will be written (the first writable one). If that backend
+        overwrites (``allow_overwrite=True``, S3's ``file_overwrite``), the
+        name is kept when no *other* backend has it: a file of another
+        backend is never shadowed."""
+        name = _str(name)
+        writer = self._writer()
+        if writer is None:
+            return super().get_available_name(name, max_length=max_length)
+        naming = with_taken(writer.storage, self.exists)
+        chosen = naming.get_available_name(name, max_length=max_length)
+        if not any(b.storage.exists(chosen) for b in self.entries if b is not writer):
+            return chosen
+        # The writer would overwrite a name another backend has: pick
+        # another one, free everywhere, with Django's own rules.
+        return _AnyBackend(self).get_available_name(name, max_length=max_length)
+
+    def get_alternative_name(self, file_root: str, file_ext: str) -> str:
+        """The writer's alternative for a taken name."""
+        writer = self._writer()
+        if writer is None:
+            return super().get_alternative_name(file_root, file_ext)
+        return writer.storage.get_alternative_name(file_root, file_ext)
+
     # -- writing: never to a read-only backend ---------------------------
 
     def _save(self, name: str, content: Any) -> str:
         """Write to the first writable backend that accepts the file, under
         ``name`` (``save()`` chose it free in every backend)."""
+        name = _str(name)
         self._memory.forget(name)
         backend, saved = self._first("_save", name, content, write=True, retry=_rewind(content))
         self._memory.put(saved, backend.index)
@@ -271,16 +315,48 @@ class FallbackStorage(Storage):
 
     def delete(self, name: str) -> None:
         """Delete the file from the first backend that has it; a name in no
-        backend is not an error. Refused if that backend is read-only."""
+        backend is not an error. A backend that cannot tell whether it has
+        the file (an error other than "not found") stops the search and its
+        error is raised: a copy it shadows is never deleted in its place.
+        Refused if the backend that has it is read-only."""
+        if not name:
+            raise ValueError("The name must be given to delete().")
+        name = _str(name)
         self._memory.forget(name)
-        backend = self._where(name, f"delete({name!r})")
-        if backend is None:
+        attempts = Attempts(f"delete({name!r})")
+        for backend in self.entries:
+            found = self._ask(attempts, backend, "exists", name)
+            if found is FAILED:
+                if is_missing(attempts.failures[-1][1]):
+                    continue
+                raise attempts.error()
+            if found is not True:  # False, or a backend without exists()
+                continue
+            if backend.read_only:
+                raise ReadOnlyBackendError(
+                    f"delete({name!r}) was refused: the file is in the read-only {backend}."
+                )
+            backend.storage.delete(name)
             return
-        if backend.read_only:
-            raise ReadOnlyBackendError(
-                f"delete({name!r}) was refused: the file is in the read-only {backend}."
-            )
-        backend.storage.delete(name)
+        if not attempts.offered:
+            raise attempts.error()
+
+
+class _AnyBackend(Storage):
+    """Django's default naming, where a name is taken if any backend of a
+    FallbackStorage has it."""
+
+    def __init__(self, fallback: FallbackStorage) -> None:
+        self._fallback = fallback
+
+    def exists(self, name: str) -> bool:
+        return self._fallback.exists(name)
+
+
+def _str(name: Any) -> Any:
+    """A ``pathlib`` name as the string a backend and the url memory expect
+    (other names, None included, as given)."""
+    return os.fspath(name) if isinstance(name, PurePath) else name
 
 
 def _rewind(content: Any) -> Callable[[], Any]:

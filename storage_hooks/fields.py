@@ -9,6 +9,7 @@ from django.db.models import Model
 from django.db.models.fields.files import FieldFile, FileField, ImageField, ImageFieldFile
 
 from .status import Status
+from .storage import QueuedStorage
 
 
 class QueuedFileMixin:
@@ -18,8 +19,6 @@ class QueuedFileMixin:
     storage: Any
 
     def _queued_storage(self) -> Any:
-        from .storage import QueuedStorage
-
         if not isinstance(self.storage, QueuedStorage):
             raise TypeError(
                 f"The storage of this field is {type(self.storage).__name__}, not a "
@@ -72,8 +71,6 @@ def prefetch_statuses(objects: Iterable[Model], *fields: str) -> None:
         photos = list(Photo.objects.all()[:100])
         prefetch_statuses(photos, "image")
     """
-    from .storage import QueuedStorage
-
     objects = list(objects)
     by_storage: dict[int, tuple[Any, list[str]]] = {}
     for field_name in fields:

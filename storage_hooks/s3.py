@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mimetypes
 import secrets
 import threading
 from collections.abc import Iterator
@@ -128,8 +129,6 @@ def gzips(storage: Any, name: str) -> bool:
     remote holds other bytes than the local copy, by design)."""
     if not getattr(storage, "gzip", False):
         return False
-    import mimetypes
-
     content_type = mimetypes.guess_type(name)[0] or getattr(
         storage, "default_content_type", "application/octet-stream"
     )

@@ -40,6 +40,7 @@ from .resolve import (
     location_identity,
     without_secrets,
 )
+from .runners import get_runner
 from .status import GONE_STATES, Status
 
 # Using a QueuedStorage without the app installed is caught by `check`.
@@ -418,8 +419,6 @@ class QueuedStorage(Storage):
         the file is saved and QUEUED, and ``manage.py storage_hooks retry``
         queues it again.
         """
-        from .runners import get_runner  # runners import the transfer, which finds us
-
         signals.send(signals.transfer_queued, self, name=name)
         try:
             get_runner().enqueue(self.key, name, host=host or hostname(), countdown=countdown)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, InMemoryStorage, Storage, storages
 from django.db.migrations.writer import MigrationWriter
@@ -186,6 +186,133 @@ def test_delete_removes_the_file_from_the_first_backend_that_has_it(
     storage.delete("second.txt")
     assert not other.exists("second.txt")
     storage.delete("nowhere.txt")  # like every Django storage: not an error
+
+
+class Forbidden(InMemoryStorage):
+    """Has the file but refuses to be asked, as a bucket or directory without
+    read permission does (the tests run as root, to whom a chmod is no
+    obstacle: the one fault here that cannot be caused for real)."""
+
+    def exists(self, name: str) -> bool:
+        if super().exists(name):
+            raise PermissionError(errno.EACCES, "Permission denied", name)
+        return False
+
+
+def test_delete_stops_at_a_backend_that_cannot_tell_and_spares_the_shadowed_copy():
+    first, shadowed = Forbidden(), InMemoryStorage()
+    put(first, "both.txt", b"1")
+    put(shadowed, "both.txt", b"2")
+    storage = FallbackStorage([first, shadowed])
+    with pytest.raises(PermissionError) as info:
+        storage.delete("both.txt")
+    assert info.value.__notes__[0].startswith("backend #0 ")
+    assert read(shadowed, "both.txt") == b"2"  # never deleted in its place
+    assert InMemoryStorage.exists(first, "both.txt")
+
+
+def test_delete_past_an_unreachable_backend_raises_its_error(request: pytest.FixtureRequest):
+    s3 = make_backend("s3", "reachable", request)
+    put(s3, "a.txt", b"a")
+    storage = FallbackStorage([unreachable_s3(), s3])
+    with pytest.raises(Exception, match="Could not connect") as info:
+        storage.delete("a.txt")
+    assert type(info.value).__name__ == "EndpointConnectionError"
+    assert s3.exists("a.txt")
+
+
+def test_delete_goes_on_past_backends_that_do_not_have_the_file(
+    two: tuple[Storage, Storage],
+):
+    one, other = two
+    put(other, "deep.txt", b"d")
+    storage = FallbackStorage([one, other])
+    storage.delete(Path("deep.txt"))  # a pathlib name, as Django accepts
+    assert not other.exists("deep.txt")
+
+
+@pytest.mark.parametrize("name", [None, ""])
+def test_delete_without_a_name_is_a_value_error_as_in_django(name: Any):
+    memory = InMemoryStorage()
+    put(memory, "kept.txt", b"k")
+    storage = FallbackStorage([memory])
+    with pytest.raises(ValueError, match=r"^The name must be given to delete\(\)\.$"):
+        storage.delete(name)
+    assert memory.exists("kept.txt")
+
+
+# -- naming: the writing backend's rules, free in every backend ---------------------
+
+
+class TracStyleNames(InMemoryStorage):
+    """Numbers taken names like Trac (``a.txt``, ``a.2.txt``): a storage
+    with a naming rule of its own."""
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        root, dot, ext = name.rpartition(".")
+        number, candidate = 2, name
+        while self.exists(candidate):
+            candidate = f"{root}.{number}{dot}{ext}"
+            number += 1
+        return candidate
+
+
+def test_the_writing_backends_own_naming_is_used_and_sees_every_backend():
+    writer, other = TracStyleNames(), InMemoryStorage()
+    put(writer, "a.txt", b"1")
+    put(other, "a.2.txt", b"other's")
+    storage = FallbackStorage([writer, other])
+    assert storage.save("a.txt", ContentFile(b"new")) == "a.3.txt"
+    assert read(other, "a.2.txt") == b"other's"
+
+
+def test_a_read_only_first_backend_does_not_choose_names():
+    seed, writer = TracStyleNames(), InMemoryStorage()
+    put(seed, "a.txt", b"seed")
+    storage = FallbackStorage([seed, writer], read_only=[0])
+    name = storage.save("a.txt", ContentFile(b"new"))
+    assert name.startswith("a_")  # the writer's (Django's) rule
+    assert name.endswith(".txt")
+
+
+def test_allow_overwrite_replaces_the_writers_file_but_never_shadows_another_backend(
+    make_fs: Callable[[str], FileSystemStorage],
+):
+    writer = FileSystemStorage(location=make_fs("w").location, allow_overwrite=True)
+    other = make_fs("other")
+    put(other, "theirs.txt", b"theirs")
+    storage = FallbackStorage([writer, other])
+    assert storage.save("mine.txt", ContentFile(b"first")) == "mine.txt"
+    assert storage.save("mine.txt", ContentFile(b"2nd")) == "mine.txt"
+    assert read(storage, "mine.txt") == b"2nd"
+    name = storage.save("theirs.txt", ContentFile(b"mine"))
+    assert name != "theirs.txt"
+    assert read(storage, "theirs.txt") == b"theirs"
+    assert read(storage, name) == b"mine"
+
+
+def test_no_free_name_is_djangos_error(two: tuple[Storage, Storage]):
+    one, other = two
+    put(other, "short.longext", b"x")
+    storage = FallbackStorage([one, other])
+    with pytest.raises(SuspiciousFileOperation, match="Storage can not find an available filename"):
+        storage.save("short.longext", ContentFile(b"y"), max_length=13)
+
+
+def test_pathlib_names_are_accepted_everywhere(two: tuple[Storage, Storage]):
+    one, other = two
+    put(other, "dir/p.txt", b"path")
+    storage = FallbackStorage([one, other])
+    name = Path("dir/p.txt")
+    assert storage.exists(name)
+    assert storage.size(name) == 4
+    assert storage.url(name) == other.url("dir/p.txt") == storage.url("dir/p.txt")
+    with storage.open(name) as fh:
+        assert fh.read() == b"path"
+    assert storage.listdir(Path("dir")) == ([], ["p.txt"])
+    assert storage.save(Path("dir/new.txt"), ContentFile(b"n")) == "dir/new.txt"
+    storage.delete(name)
+    assert not storage.exists("dir/p.txt")
 
 
 def test_a_missing_file_is_a_file_not_found_error_carrying_every_backend_error(

@@ -20,7 +20,7 @@ class CeleryRunner(Runner):
     """
 
     def enqueue(self, key: str, name: str, *, host: str, countdown: float = 0) -> None:
-        from ..tasks import transfer
+        from ..tasks import transfer  # Celery is optional: imported when it is the runner
 
         options: dict[str, Any] = {"queue": queue_name(host), "serializer": "json"}
         if countdown:

@@ -20,19 +20,19 @@ except ImportError:  # Django < 6.0
         task = None  # type: ignore[assignment]
 
 
-def transfer(key: str, name: str) -> str:
+def attempt(key: str, name: str) -> str:
     """Make one attempt at transferring ``name`` of the storage ``key``."""
     outcome = run_transfer(key, name)
     schedule_retry(key, name, outcome)
     return outcome.kind
 
 
-# The Task is made on first use, not at import: making one checks its queue
-# against the backend's QUEUES, which need not list "default", and the QUEUE
-# setting must not be read at import time. It is reachable as ``transfer`` of
-# this module (module __getattr__ below), the path a Tasks worker imports.
-_function = transfer
-del transfer
+# The Task wrapping ``attempt`` is this module's attribute ``transfer`` (the
+# path a Tasks worker imports), made on first use: making a Task checks its
+# queue against the backend's QUEUES, and the QUEUE setting must not be read
+# at import time. A lazily made module attribute is what PEP 562's module
+# ``__getattr__`` is for.
+attempt.__name__ = attempt.__qualname__ = "transfer"
 _tasks: dict[str, Any] = {}
 
 
@@ -41,7 +41,7 @@ def get_task() -> Any:
     if task is None:
         raise RuntimeError("RUNNER 'tasks' needs Django 6.0+ or the django-tasks package.")
     if "transfer" not in _tasks:
-        _tasks["transfer"] = task(queue_name=queue_name(""))(_function)
+        _tasks["transfer"] = task(queue_name=queue_name(""))(attempt)
     return _tasks["transfer"]
 
 
