@@ -28,14 +28,18 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import env  # noqa: E402
 from benchmarks.report import Row, Section, not_measured, table  # noqa: E402
 
-NAMES = ("request", "transfer", "url", "signals", "legacy", "fallback")
+NAMES = ("request", "transfer", "url", "signals", "legacy", "fallback", "ledger")
+#: Run only when asked (--only ledger): it builds a ledger of millions of rows.
+OPT_IN = ("ledger",)
 
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts and sizes")
     parser.add_argument(
-        "--only", default=",".join(NAMES), help=f"comma-separated subset of {', '.join(NAMES)}"
+        "--only",
+        default=",".join(n for n in NAMES if n not in OPT_IN),
+        help=f"comma-separated subset of {', '.join(NAMES)} (ledger only when named)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
@@ -113,6 +117,46 @@ def fallback_section(quick: bool) -> Section:
     return section
 
 
+def ledger_section(quick: bool) -> Section:
+    """benchmarks/bench_ledger.py: operations on a ledger of 10M rows (1M
+    with --quick) against 100k rows, run in a process of its own."""
+    section = Section("Ledger at scale (benchmarks/bench_ledger.py)")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ledger.json"
+        rows = ["--rows", "1000000"] if quick else []
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "bench_ledger.py"),
+                *rows,
+                "--json",
+                str(out),
+            ],
+            cwd=ROOT,
+            text=True,
+            timeout=3600,
+        )
+        if done.returncode or not out.exists():
+            section.rows.append(not_measured("ledger", f"exited with {done.returncode}"))
+            return section
+        doc = json.loads(out.read_text())
+    small, big = doc["times"][str(doc["small"])], doc["times"][str(doc["big"])]
+    for label, goal in doc["goals"].items():
+        a, b = small[label], big[label]
+        section.rows.append(
+            Row(
+                f"{label} ({doc['big']:,} / {doc['small']:,} rows)",
+                f"{b:.1f} ms",
+                f"{a:.1f} ms",
+                b / a if a else None,
+                ("<=", doc["flat"]),
+                note=f"and <= {goal:g} ms",
+                extra_pass=b <= goal,
+            )
+        )
+    return section
+
+
 def main() -> int:
     args = parse()
     started = time.monotonic()
@@ -143,7 +187,7 @@ def main() -> int:
             print(f"Run: {'--quick' if args.quick else 'full'}, services ready\n")
             runners: dict[str, Callable[[], list[Section]]] = {}
             for name in NAMES:
-                if name == "fallback" or name not in args.only:
+                if name in ("fallback", *OPT_IN) or name not in args.only:
                     continue
                 module = __import__(f"benchmarks.bench_{name}", fromlist=["run"])
                 runners[name] = lambda module=module: _as_list(module.run(ctx))
@@ -162,6 +206,8 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     if "fallback" in args.only:
         sections.append(fallback_section(args.quick))
+    if "ledger" in args.only:
+        sections.append(ledger_section(args.quick))
     print(table(sections))
     print(f"\nMachine: {machine()}; total {time.monotonic() - started:.0f}s")
     if args.json:

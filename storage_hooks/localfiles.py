@@ -227,6 +227,27 @@ def write_private(storage: Storage, name: str, content: Any) -> Written:
     return Written(storage, name, temp, size, sha.hexdigest())
 
 
+def create_private(storage: Storage, name: str) -> tuple[IO[bytes], Written]:
+    """A private file beside ``name``, open for writing (for ``open(name,
+    "w")``): fill it, close it, then :func:`seal` and put it in place."""
+    name = canonical(name)
+    temp = TEMP_PREFIX + secrets.token_hex(8)
+    with _directory(storage, name, create=True) as (dir_fd, _):
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(temp, flags, 0o666, dir_fd=dir_fd)
+        _permissions(storage, fd)
+    return os.fdopen(fd, "wb"), Written(storage, name, temp, 0, "")
+
+
+def seal(written: Written) -> Written:
+    """Record the size and SHA-256 of a private file that was filled."""
+    with _directory(written.storage, written.name, create=False) as (dir_fd, _):
+        fd = os.open(written.temp, os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as fh:
+        written.checksum, written.size = _hash_stream(fh)
+    return written
+
+
 def _permissions(storage: Storage, fd: int) -> None:
     mode = getattr(storage, "file_permissions_mode", None)
     if mode is not None:
@@ -402,6 +423,17 @@ class HashingFile(File):
         self._bytes += len(data)
 
     def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        inner = getattr(self.file, "chunks", None)
+        if callable(inner):
+            # A Django File: its own chunks() (which may transform, or
+            # stream what cannot seek), hashed as they go.
+            self._sha, self._bytes = hashlib.sha256(), 0
+            for chunk in inner(chunk_size) if chunk_size else inner():
+                data = chunk.encode() if isinstance(chunk, str) else chunk
+                self._fresh(data)
+                yield data
+            self._hashed, self._eof = self._bytes, True
+            return
         self.seek(0)
         while chunk := self.read(chunk_size or CHUNK_SIZE):
             yield chunk

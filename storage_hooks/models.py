@@ -63,6 +63,35 @@ class StoredFile(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "updated_at"], name="storage_hooks_status_upd"),
+            # Migration 0004 (built concurrently on PostgreSQL): what the
+            # operations read on a ledger of millions of rows. Partial
+            # indexes hold the few rows that are not REMOTE only.
+            models.Index(
+                fields=["status", "failure", "storage_key"],
+                name="storage_hooks_attention",
+                condition=models.Q(
+                    status__in=["local", "queued", "transferring", "failed", "deleting", "lost"]
+                ),
+            ),
+            models.Index(
+                fields=["status", "updated_at"],
+                name="storage_hooks_retry",
+                condition=models.Q(status__in=["queued", "transferring"])
+                | (models.Q(status="failed") & ~models.Q(failure="rejected")),
+            ),
+            models.Index(
+                fields=["storage_key", "created_at"],
+                name="storage_hooks_pending_age",
+                condition=models.Q(status__in=["local", "queued", "transferring", "failed"]),
+            ),
+            models.Index(
+                fields=["name"], name="storage_hooks_name_prefix", opclasses=["varchar_pattern_ops"]
+            ),
+            models.Index(
+                fields=["storage_key", "derived_from"],
+                name="storage_hooks_derived",
+                condition=~models.Q(derived_from=""),
+            ),
         ]
 
     def __str__(self) -> str:

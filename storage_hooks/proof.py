@@ -40,7 +40,7 @@ MODES = ("auto", "readback", "size")
 
 
 def mode() -> str:
-    value = getattr(conf, "PROOF", "auto")
+    value = conf.PROOF
     return value if value in MODES else "auto"
 
 

@@ -114,7 +114,7 @@ def normalize(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[
 #: pickles, and never part of a storage's identity.
 _SECRET = re.compile(
     r"secret|password|passwd|token|credential|private_key|account_key|connection_string"
-    r"|access_key|sas|signature",
+    r"|access_key|sas_token|sas_key",
     re.IGNORECASE,
 )
 

@@ -40,7 +40,7 @@ _local = threading.local()
 
 def _log_error(action: str, exc: BaseException) -> None:
     global _last_error_logged
-    every = float(getattr(conf, "LOG_CACHE_ERRORS_EVERY", 60) or 0)
+    every = float(conf.LOG_CACHE_ERRORS_EVERY or 0)
     now = time.monotonic()
     with _errors_lock:
         if now - _last_error_logged < every and _last_error_logged:

@@ -14,25 +14,33 @@ private name and linked into place only once the name's row is held. See
 from __future__ import annotations
 
 import inspect
+import io
+import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cached_property, partial
 from typing import IO, Any
 
-from django.core import checks
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.core.files.utils import validate_file_name
 from django.db import IntegrityError, transaction
 
-from . import ledger, localfiles, registry, s3, signals
-from .checks import check_installed
+from . import (
+    installed,  # noqa: F401  (registers storage_hooks.E006)
+    ledger,
+    localfiles,
+    registry,
+    s3,
+    signals,
+)
 from .conf import hostname
 from .exceptions import FileDeleted
 from .hooks import resolve_hook
 from .localfiles import HashingFile, is_local_fs
 from .names import KEY_MAX_LENGTH, NAME_MAX_LENGTH, canonical
+from .naming import with_taken
 from .resolve import (
     build_storage,
     fingerprint,
@@ -42,9 +50,6 @@ from .resolve import (
 )
 from .runners import get_runner
 from .status import GONE_STATES, Status
-
-# Using a QueuedStorage without the app installed is caught by `check`.
-checks.register(check_installed)
 
 LEGACY_TASKS = {
     "queued_storage.tasks.Transfer": False,
@@ -207,9 +212,6 @@ class QueuedStorage(Storage):
     def get_alternative_name(self, file_root: str, file_ext: str) -> str:
         return self.local.get_alternative_name(file_root, file_ext)
 
-    def _overwrites(self) -> bool:
-        return bool(getattr(self.local, "allow_overwrite", False))
-
     def _taken(self, name: str, *, ask_ledger: bool = False) -> bool:
         # Where the ledger's insert refuses a known name by itself
         # (PostgreSQL, SQLite), save asks the ledger only after a refusal:
@@ -221,21 +223,50 @@ class QueuedStorage(Storage):
             or (self.check_remote and self.remote.exists(name))
         )
 
-    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+    def _naming(self, *, ask_ledger: bool = False) -> Storage:
+        """The local storage's own naming rules (``get_available_name``,
+        ``get_alternative_name``, ``allow_overwrite``), with "taken" meaning
+        taken locally, in the ledger or (``check_remote``) on the remote."""
+        return with_taken(self.local, partial(self._taken, ask_ledger=ask_ledger))
+
+    def _may_overwrite(self, name: str) -> bool:
+        """Whether the local storage's naming keeps a taken name (it
+        overwrites: ``allow_overwrite``, or a ``get_available_name`` of its
+        own that returns the name as it is)."""
+        # Only this name taken: a naming that looks for another name finds
+        # one at once; an overwriting one keeps it.
+        try:
+            kept = with_taken(self.local, lambda other: other == name).get_available_name(name)
+        except SuspiciousFileOperation:
+            return False
+        return bool(kept == name)
+
+    def _other_name(self, file_root: str, file_ext: str) -> str:
+        """Django's own alternative name (an overwriting storage's is the
+        name itself), for a name that may not be overwritten."""
+        return Storage.get_alternative_name(self.local, file_root, file_ext)
+
+    def _foreign_remote(self, name: str) -> bool:
+        """Whether the remote holds a file under ``name`` that this library
+        did not write (only asked with ``check_remote``)."""
+        if not self.check_remote or not self.remote.exists(name):
+            return False
+        row = ledger.get(self.key, name)
+        return row is None or not (row.status == Status.REMOTE or row.remote_write_started)
+
+    def get_available_name(self, name: Any, max_length: int | None = None) -> str:
         """A name free locally and unknown to the ledger (and free on the
-        remote with ``check_remote=True``), found the local storage's way
-        (its ``get_alternative_name``). With ``allow_overwrite`` on the local
-        storage, the name itself."""
+        remote with ``check_remote=True``), found by the local storage's own
+        rules. A local storage that overwrites (``allow_overwrite``) keeps
+        the name, unless a remote file this library did not write has it."""
         name = canonical(name)
         limit = min(max_length or NAME_MAX_LENGTH, NAME_MAX_LENGTH)
-        if self._overwrites():
-            if len(name) > limit:
-                raise SuspiciousFileOperation(
-                    f'Storage can not find an available filename for "{name}". Please make '
-                    'sure that the corresponding file field allows sufficient "max_length".'
-                )
-            return name
-        return localfiles.free_name(name, limit, self._taken, self.get_alternative_name)
+        candidate = canonical(self._naming().get_available_name(name, max_length=limit))
+        if candidate == name and self._may_overwrite(name) and self._foreign_remote(name):
+            candidate = localfiles.free_name(
+                name, limit, partial(self._taken, ask_ledger=True), self._other_name
+            )
+        return candidate
 
     # -- writing ---------------------------------------------------------
 
@@ -305,17 +336,23 @@ class QueuedStorage(Storage):
         """Write to a local file system: under a private name first, then
         into place once the name's ledger row is held."""
         written = localfiles.write_private(self.local, name, content)
+        return self._place(written, limit, values, exact=False), written.size, written.checksum
+
+    def _place(
+        self, written: localfiles.Written, limit: int, values: dict[str, Any], *, exact: bool
+    ) -> str:
+        """Put a written file in place under ``written.name`` (or, unless
+        ``exact``, another free name) once its ledger row is held; the
+        private file is removed if it could not be placed."""
+        name = written.name
         placed = False
         try:
             values = {**values, "size": written.size, "checksum": written.checksum}
             for _ in range(20):
-                if self._overwrites() and ledger.overwrite(self.key, name, **values):
-                    localfiles.replace_into_place(_moved(written, name))
-                    placed = True
-                    return name, written.size, written.checksum
+                overwrite = self._may_overwrite(name)
                 if ledger.insert_if_absent(self.key, name, **values):
                     try:
-                        if self._overwrites():
+                        if overwrite:
                             localfiles.replace_into_place(_moved(written, name))
                         else:
                             localfiles.link_into_place(written, name)
@@ -328,17 +365,41 @@ class QueuedStorage(Storage):
                         raise
                     else:
                         placed = True
-                        return name, written.size, written.checksum
-                name = localfiles.free_name(
-                    name,
-                    limit,
-                    lambda n: self._taken(n, ask_ledger=True),
-                    self.get_alternative_name,
+                        return name
+                elif overwrite and ledger.overwrite(self.key, name, **values):
+                    localfiles.replace_into_place(_moved(written, name))
+                    placed = True
+                    return name
+                if exact:
+                    raise FileExistsError(f"{name!r} was taken meanwhile; nothing was written.")
+                taken = name
+                name = canonical(
+                    self._naming(ask_ledger=True).get_available_name(name, max_length=limit)
                 )
+                if name == taken:  # a naming that keeps names, meeting one it may not take
+                    name = localfiles.free_name(
+                        name,
+                        limit,
+                        partial(self._taken, ask_ledger=True),
+                        self._other_name,
+                    )
             raise FileExistsError(f"No free name near {name!r}: twenty were taken meanwhile.")
         finally:
             if not placed:
                 localfiles.discard(written)
+
+    def _record_written(self, written: localfiles.Written) -> str:
+        """Put a file written through ``open(name, "w")`` in place under its
+        name, and record and queue it as ``save`` would."""
+        values = {"status": Status.LOCAL if self.delayed else Status.QUEUED, "host": hostname()}
+        localfiles.seal(written)
+        name = self._place(written, NAME_MAX_LENGTH, values, exact=True)
+        signals.send(
+            signals.saved_locally, self, name=name, size=written.size, checksum=written.checksum
+        )
+        if not self.delayed:
+            self._enqueue_on_commit(name)
+        return name
 
     def _save_other(
         self, name: str, content: Any, limit: int, values: dict[str, Any]
@@ -546,22 +607,44 @@ class QueuedStorage(Storage):
     def _open(self, name: str, mode: str = "rb") -> File:
         name = canonical(name)
         if _WRITE_FLAGS & set(mode):
-            if self.status(name) is not None:
-                raise PermissionError(
-                    f"{name!r} is recorded in the ledger: open(name, {mode!r}) would change it "
-                    "behind the ledger's back. Save new content with storage.save() (with "
-                    "allow_overwrite on the local storage to keep the name), or replace the "
-                    "local copy of a file not yet transferred with storage.replace_local()."
-                )
-            localfiles.check_inside_root(self.local, name)
-            return self.local.open(name, mode)
-        if is_local_fs(self.local) and self.status(name) != Status.REMOTE:
+            return self._open_for_writing(name, mode)
+        if is_local_fs(self.local) and ledger.status(self.key, name) != Status.REMOTE:
+            if ledger.status(self.key, name) in GONE_STATES:
+                raise FileNotFoundError(f"{name!r} has been deleted.")
             try:
-                return File(localfiles.open_for_reading(self.local, name), name)
+                opened = localfiles.open_for_reading(self.local, name)
             except FileNotFoundError:
                 if ledger.fresh_status(self.key, name) != Status.REMOTE:
                     raise
+            else:
+                # As FileSystemStorage: text unless "b", and the File's name
+                # is the path (so that it can be opened again after close()).
+                text = "b" not in mode
+                return File(io.TextIOWrapper(opened) if text else opened, self.local.path(name))
         return self._read(name, "open", mode)
+
+    def _open_for_writing(self, name: str, mode: str) -> File:
+        """``open(name, "w")`` of a new name: the file is written aside, then
+        put in place, recorded and queued when it is closed. A recorded
+        name is refused: its ledger row and remote copy would go stale."""
+        if ledger.status(self.key, name) is not None:
+            raise PermissionError(
+                f"{name!r} is recorded in the ledger: open(name, {mode!r}) would change it "
+                "behind the ledger's back. Save new content with storage.save() (with "
+                "allow_overwrite on the local storage to keep the name), or replace the "
+                "local copy of a file not yet transferred with storage.replace_local()."
+            )
+        if mode.replace("b", "").replace("t", "") in ("w", "x"):
+            if self.local.exists(name):
+                raise FileExistsError(f"{name!r} exists locally, unrecorded; it is not replaced.")
+            if is_local_fs(self.local):
+                fh, written = localfiles.create_private(self.local, name)
+                return _NewFile(self, fh, text="b" not in mode, written=written)
+            # Closed by _NewFile.close(), which saves what was written.
+            buffer = tempfile.SpooledTemporaryFile(max_size=localfiles.CHUNK_SIZE)  # noqa: SIM115
+            return _NewFile(self, buffer, text="b" not in mode, name=name)
+        localfiles.check_inside_root(self.local, name)
+        return self.local.open(name, mode)
 
     def exists(self, name: Any) -> bool:
         name = canonical(name)
@@ -626,6 +709,46 @@ class QueuedStorage(Storage):
         that make derivatives of a file)."""
         if ledger.fresh_status(self.key, canonical(name), cache=False) in GONE_STATES:
             raise FileDeleted(f"{name!r} is being deleted.")
+
+
+class _NewFile(File):
+    """What ``open(name, "w")`` of a new name returns: on ``close()`` the
+    written file is put in place, recorded and queued (see ``save``)."""
+
+    def __init__(
+        self,
+        storage: QueuedStorage,
+        fh: IO[bytes],
+        *,
+        text: bool,
+        written: localfiles.Written | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._binary = fh
+        super().__init__(io.TextIOWrapper(fh) if text else fh, written.name if written else name)
+        self._storage = storage
+        self._written = written
+        self._pending = True
+
+    def close(self) -> None:
+        if not self._pending:
+            super().close()
+            return
+        self._pending = False
+        if self._written is not None:
+            super().close()
+            self._storage._record_written(self._written)
+            return
+        # A local storage that is not a file system: what was written is
+        # saved under exactly this name, as save() would.
+        assert self.file is not None
+        assert self.name is not None
+        self.file.flush()
+        self._binary.seek(0)
+        saved = self._storage._save(self.name, File(self._binary, self.name))
+        super().close()
+        if saved != self.name:
+            raise FileExistsError(f"{self.name!r} was taken meanwhile; it was saved as {saved!r}.")
 
 
 def _moved(written: localfiles.Written, name: str) -> localfiles.Written:

@@ -9,7 +9,6 @@ they schedule it and its retries.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +20,7 @@ from django.db import transaction
 
 from . import ledger, proof, s3, signals
 from .conf import conf
+from .errors import redact
 from .exceptions import (
     FileDeleted,
     FinalTransferError,
@@ -169,13 +169,9 @@ def _failed(storage: QueuedStorage, row: StoredFile, exc: Exception) -> Outcome:
 
 def describe(storage: QueuedStorage, exc: BaseException) -> str:
     """The text recorded in the ledger for ``exc`` (staff only): local root
-    paths made relative."""
-    text = f"{type(exc).__name__}: {exc}"
-    location = getattr(storage.local, "location", None)
-    if location:
-        for root in {os.path.abspath(location), os.path.realpath(location)}:
-            text = text.replace(root + os.sep, "").replace(root, "<local root>")
-    return text
+    paths made relative, credentials and signatures taken out of URLs."""
+    roots = [location] if (location := getattr(storage.local, "location", None)) else []
+    return redact(f"{type(exc).__name__}: {exc}", roots=roots)
 
 
 # -- copying -----------------------------------------------------------------

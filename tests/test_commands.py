@@ -130,7 +130,7 @@ def test_status_counts_per_key_and_oldest_pending(fs_storage, other):
         other.save("x.txt", ContentFile(b"x"))
     backdate(fs_storage, "older.txt", 3720, created_at=True)
 
-    result = run("status", "--json", "--storage", fs_storage.key, "--storage", other.key)
+    result = run("status", "--json", "--exact", "--storage", fs_storage.key, "--storage", other.key)
 
     assert result.code == 0
     doc = result.json()
@@ -158,7 +158,7 @@ def test_status_counts_per_key_and_oldest_pending(fs_storage, other):
     assert doc["oldest_pending"]["key"] == fs_storage.key
     assert doc["oldest_pending"]["name"] == "older.txt"
 
-    text = run("status", "--storage", fs_storage.key).out
+    text = run("status", "--exact", "--storage", fs_storage.key).out
     assert text.splitlines()[0].split() == [
         "storage",
         "local",
@@ -166,9 +166,22 @@ def test_status_counts_per_key_and_oldest_pending(fs_storage, other):
         "transferring",
         "remote",
         "failed",
+        "deleting",
+        "lost",
         "total",
     ]
-    assert text.splitlines()[1].split() == [fs_storage.key, "0", "2", "0", "1", "0", "3"]
+    line = text.splitlines()[1].split()
+    assert line == [
+        fs_storage.key,
+        "0",
+        "2",
+        "0",
+        "1",
+        "0",
+        "0",
+        "0",
+        "3",
+    ]
     assert f"Oldest pending in {fs_storage.key}: older.txt (queued, 0 attempts)" in text
     assert "saved 1h 2m ago" in text
 
@@ -188,20 +201,56 @@ def test_status_nothing_pending_and_unknown_keys(fs_storage):
     assert doc["oldest_pending"] is None
 
 
+def test_status_estimates_remote_files_of_a_big_ledger_and_says_so(fs_storage, monkeypatch):
+    from django.db import connection
+
+    from storage_hooks.ops import status as ops_status
+
+    StoredFile.objects.bulk_create(
+        StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=status)
+        for i, status in enumerate([Status.REMOTE] * 300 + [Status.FAILED] * 7)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE storage_hooks_storedfile")
+    # A small ledger is counted exactly everywhere.
+    small = run("status", "--json", "--storage", fs_storage.key).json()
+    assert small["remote_estimated"] is False
+    assert small["storages"][0]["counts"]["remote"] == 300
+
+    monkeypatch.setattr(ops_status, "ESTIMATE_ABOVE", 100)  # "big" from 100 rows on
+    doc = run("status", "--json", "--storage", fs_storage.key).json()
+    counts = doc["storages"][0]["counts"]
+    assert counts["failed"] == 7  # the states that need attention: exact
+    text = run("status", "--storage", fs_storage.key).out
+    if connection.vendor == "postgresql":
+        assert doc["remote_estimated"] is True
+        assert 150 <= counts["remote"] <= 600
+        assert "~" in text.splitlines()[1]
+        assert "estimated from PostgreSQL's statistics" in text
+    else:
+        assert doc["remote_estimated"] is False
+        assert counts["remote"] == 300
+        assert "~" not in text
+
+
 def test_status_queries_do_not_grow_with_the_ledger(fs_storage, django_assert_max_num_queries):
     StoredFile.objects.bulk_create(
         StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=status)
         for i, status in enumerate([Status.REMOTE, Status.QUEUED, Status.FAILED] * 100)
     )
-    with django_assert_max_num_queries(2):
-        doc = maintenance.status_summary([fs_storage.key])
+    # Attention counts, REMOTE count (or estimate), oldest pending.
+    with django_assert_max_num_queries(3):
+        doc = maintenance.status_summary([fs_storage.key], exact=True)
     assert doc["totals"] == {
         "local": 0,
         "queued": 100,
         "transferring": 0,
         "remote": 100,
         "failed": 100,
+        "deleting": 0,
+        "lost": 0,
     }
+    assert doc["remote_estimated"] is False
 
 
 # -- retry ------------------------------------------------------------------
@@ -337,18 +386,43 @@ def test_retry_stuck_function_uses_the_setting(fs_storage):
     assert fs_storage.status("a.txt") == Status.REMOTE
 
 
-def test_retry_costs_one_query_per_file(fs_storage, django_assert_max_num_queries):
+@pytest.mark.parametrize("count", [120, 1200])
+def test_retry_costs_a_few_queries_per_chunk_not_per_file(
+    fs_storage, django_assert_max_num_queries, count
+):
     StoredFile.objects.bulk_create(
         StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=Status.FAILED)
-        for i in range(120)
+        for i in range(count)
     )
+    chunks = -(-count // maintenance.CHUNK)
     RecordingRunner.calls.clear()
     with (
         override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.RecordingRunner"}),
-        django_assert_max_num_queries(120 + 6),
+        # 5 counts; per chunk: select, update, transaction; a last select
+        # (and its transaction) for each of the 3 states.
+        django_assert_max_num_queries(5 + 4 * chunks + 3 * 3),
     ):
         report = maintenance.retry_stuck()
-    assert len(report.requeued) == len(RecordingRunner.calls) == 120
+    assert len(report.requeued) == len(RecordingRunner.calls) == count
+    assert set(StoredFile.objects.filter(storage_key=fs_storage.key).values_list("status")) == {
+        (Status.QUEUED,)
+    }
+
+
+def test_retry_leaves_rejected_files_alone_and_says_so(fs_storage):
+    StoredFile.objects.create(
+        storage_key=fs_storage.key, name="virus.exe", status=Status.FAILED, failure="rejected"
+    )
+    StoredFile.objects.create(
+        storage_key=fs_storage.key, name="flaky.txt", status=Status.FAILED, failure="error"
+    )
+    RecordingRunner.calls.clear()
+    with override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.RecordingRunner"}):
+        result = run("retry", "--storage", fs_storage.key)
+    assert result.code == 0
+    assert [call[1] for call in RecordingRunner.calls] == ["flaky.txt"]
+    assert row(fs_storage, "virus.exe").status == Status.FAILED
+    assert "purge --rejected" in result.out
 
 
 @pytest.fixture(scope="module")
@@ -529,10 +603,36 @@ def test_sync_without_storage_looks_at_every_known_storage(fs_storage, other, lo
     assert "testapp-documents" in by_key
 
 
-def test_sync_of_an_unknown_storage_is_a_usage_error():
-    result = run("sync", "--storage", "no-such-key")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status"],
+        ["retry"],
+        ["sync"],
+        ["verify"],
+        ["purge", "--rejected"],
+    ],
+)
+def test_an_unknown_storage_is_a_usage_error_naming_the_known_keys(argv, fs_storage):
+    result = run(*argv, "--storage", "no-such-key")
     assert result.code == 2
-    assert "No QueuedStorage with the key 'no-such-key'" in result.err
+    assert "Unknown storage key 'no-such-key'" in result.err
+    assert fs_storage.key in result.err  # the known keys are listed
+    assert "testapp-documents" in result.err
+
+
+def test_a_key_known_only_to_the_ledger_is_not_a_usage_error():
+    StoredFile.objects.create(storage_key="retired", name="r.txt", status=Status.FAILED)
+    assert run("status", "--storage", "retired").code == 0
+    assert run("retry", "--storage", "retired").code == 1  # rows it cannot re-queue
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "1e400", "abc"])
+def test_non_finite_and_overflowing_seconds_are_refused_at_parse_time(value):
+    result = run("retry", f"--stuck-after={value}")
+    assert result.code != 0  # argparse's usage error (exit 2 from the shell)
+    assert f"{value!r} is" in result.err
+    assert "Traceback" not in result.err
 
 
 def test_sync_queries_per_batch_not_per_file(fs_storage, local_dir, django_assert_max_num_queries):
@@ -607,7 +707,20 @@ def test_verify_says_a_file_is_lost_without_local_copy(local_dir, remote_dir):
     assert result.code == 1
     assert "gone.txt is missing on the remote (LOST: the local copy is gone too)" in result.out
     assert "1 file lost" in result.err
-    assert storage.status("gone.txt") == Status.REMOTE
+    assert storage.status("gone.txt") == Status.LOST
+    row = StoredFile.objects.get(storage_key=storage.key, name="gone.txt")
+    assert row.failure == "missing"
+
+    # status shows it, retry explains why it cannot re-queue it.
+    status = run("status", "--storage", storage.key)
+    assert "1 file LOST" in status.out
+    assert run("status", "--json", "--storage", storage.key).json()["totals"]["lost"] == 1
+    retry = run("retry", "--storage", storage.key)
+    assert retry.code == 1
+    assert "Cannot re-queue LOST files" in retry.err
+    assert "restore them from a backup" in retry.err
+    assert storage.status("gone.txt") == Status.LOST
+    assert run("retry", "--json", "--storage", storage.key).json()["lost"] == {storage.key: 1}
 
 
 def test_verify_reports_rows_it_cannot_check(fs_storage):

@@ -331,7 +331,7 @@ def test_a_server_without_conditional_writes_gets_a_clear_final_error(
 def test_a_bad_setting_value_is_a_check_error(settings: Any, value: Any) -> None:
     settings.STORAGE_HOOKS = {"CONDITIONAL_WRITES": value}
     errors = [e for e in run_checks() if "CONDITIONAL_WRITES" in e.msg]
-    assert [e.id for e in errors] == ["storage_hooks.E005"]
+    assert [e.id for e in errors] == ["storage_hooks.E010"]
 
 
 def test_the_condition_follows_the_storages_location(

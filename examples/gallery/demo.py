@@ -10,8 +10,16 @@ Everything the site writes goes to ``examples/gallery/var/``.
 
 Set ``GALLERY_S3_ENDPOINT`` or ``GALLERY_S3_BUCKET`` to use a real S3 instead
 of moto, and ``GALLERY_BROKER_URL`` / ``GALLERY_DATABASE_URL`` /
-``GALLERY_CACHE_URL`` for Redis and PostgreSQL (see docs/sections/example.rst).
-The tests in tests/browser/ drive the same :class:`Stack`.
+``GALLERY_CACHE_URL`` for Redis and PostgreSQL (every variable is listed in
+examples/gallery/README.rst). The tests in tests/browser/ drive the same
+:class:`Stack`.
+
+This is a local demo: it turns ``GALLERY_DEBUG`` on (so Django serves the
+local files and the demo secret key is accepted), and makes the admin/admin
+account only in its own SQLite database. moto keeps its bucket in memory;
+the demo records what it was sent (``var/s3-recording.jsonl``) and replays
+it at the next start, so photos transferred in an earlier run are still
+there.
 """
 
 from __future__ import annotations
@@ -41,6 +49,19 @@ WORKER_ARGS = (
 )
 #: Credentials for moto, which accepts any.
 MOTO_ENV = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}
+#: Where moto's recorder writes every request (see Stack.s3_recording).
+S3_RECORDING = "s3-recording.jsonl"
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def aws_credentials_found(env: dict[str, str]) -> bool:
+    """Whether boto3 would find credentials: in the environment, or in its
+    usual places (~/.aws, an instance role)."""
+    if env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE"):
+        return True
+    import boto3
+
+    return boto3.Session().get_credentials() is not None
 
 
 def port_is_free(port: int) -> bool:
@@ -165,8 +186,11 @@ class Stack:
         s3_port: int | None = None,
         env: dict[str, str] | None = None,
         log: IO[str] = sys.stdout,
+        persist_s3: bool = False,
     ) -> None:
         self.var_dir = Path(var_dir).resolve()
+        #: With moto: record its requests and replay them at the next start.
+        self.persist_s3 = persist_s3
         self.port = port
         self.log = log
         self.env = {**os.environ, **(env or {})}
@@ -187,9 +211,41 @@ class Stack:
             return f"http://127.0.0.1:{self.s3_port}"
         return self.env.get("GALLERY_S3_ENDPOINT") or None
 
+    @property
+    def s3_recording(self) -> Path:
+        return self.var_dir / S3_RECORDING
+
+    def check_s3(self) -> None:
+        """With an S3 of the user's own: make sure boto3 has credentials for
+        it, or say what to set. A loopback endpoint (a moto or MinIO started
+        by hand) gets the demo's credentials when there are none."""
+        if self.uses_moto or aws_credentials_found(self.env):
+            return
+        endpoint = self.env.get("GALLERY_S3_ENDPOINT") or ""
+        host = endpoint.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        if host in LOOPBACK:
+            self.log.write(
+                "[demo  ] No AWS credentials are set; using the demo's (demo/demo) for "
+                f"{endpoint}. Set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY if that server wants others.\n"
+            )
+            self.env.update(MOTO_ENV)
+            return
+        where = endpoint or "Amazon S3"
+        raise RuntimeError(
+            f"GALLERY_S3_ENDPOINT/GALLERY_S3_BUCKET are set, so the gallery uses {where} "
+            "instead of moto, but boto3 finds no credentials for it. Set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and GALLERY_S3_BUCKET to a bucket that "
+            "exists (and GALLERY_S3_REGION if it is not us-east-1)."
+        )
+
     def child_env(self) -> dict[str, str]:
         env = {
             **self.env,
+            # A local demo: Django serves the local files, the demo secret
+            # key is accepted (GALLERY_DEBUG=0 with a GALLERY_SECRET_KEY of
+            # your own tries the production settings).
+            "GALLERY_DEBUG": self.env.get("GALLERY_DEBUG") or "1",
             # Always this project's settings, whatever the caller's are.
             "DJANGO_SETTINGS_MODULE": "gallery_site.settings",
             "GALLERY_VAR_DIR": str(self.var_dir),
@@ -219,17 +275,19 @@ class Stack:
 
     # -- the parts ---------------------------------------------------------
 
+    @property
+    def own_database(self) -> bool:
+        """Whether the site uses the demo's own SQLite database."""
+        return not self.env.get("GALLERY_DATABASE_URL")
+
     def migrate(self, *, superuser: bool = True) -> None:
-        """Create or update the database; with ``superuser``, an admin/admin
-        account if there is no user yet (a local demo only)."""
+        """Create or update the database; with ``superuser``, the admin/admin
+        account if it does not exist yet, in the demo's own SQLite database
+        only (never in one named by GALLERY_DATABASE_URL)."""
         if self.manage("migrate", "--noinput").returncode:
             raise RuntimeError("manage.py migrate failed (see the lines above)")
-        if superuser:
-            # Fails harmlessly ("already taken") when the account exists.
-            self.manage(
-                "createsuperuser", "--noinput", "--username", "admin", "--email", "admin@localhost",
-                env={"DJANGO_SUPERUSER_PASSWORD": "admin"},
-            )  # fmt: skip
+        if superuser and self.own_database and self.manage("demo_admin").returncode:
+            raise RuntimeError("manage.py demo_admin failed (see the lines above)")
 
     def start(self, *names: str) -> None:
         """Start the named services ("s3", "worker", "web"; all by default)
@@ -244,9 +302,18 @@ class Stack:
         for name in names:
             if name in self.services and self.services[name].running:
                 raise RuntimeError(f"{name} is already running")
-            self.services[name] = Service(name, self._command(name), self.child_env(), self.log)
+            self.services[name] = Service(
+                name, self._command(name), self._service_env(name), self.log
+            )
         for name in names:
             self._wait_until_ready(self.services[name])
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        env = self.child_env()
+        if name == "s3" and self.persist_s3:
+            env["MOTO_ENABLE_RECORDING"] = "1"
+            env["MOTO_RECORDER_FILEPATH"] = str(self.s3_recording)
+        return env
 
     def _command(self, name: str) -> list[str]:
         if name == "s3":
@@ -272,22 +339,51 @@ class Stack:
         if service.name == "s3":
             port = self.s3_port or 0
             service.wait_for(lambda: listening(port), f"S3 on port {port}")
+            self._replay_s3()
             self._create_bucket()
         elif service.name == "worker":
             service.wait_for(lambda: service.said(" ready."), "'ready' line from Celery")
         else:
             service.wait_for(lambda: listening(self.port), f"web server on port {self.port}")
 
+    def _replay_s3(self) -> None:
+        """Give moto back what an earlier run stored: replay its recording."""
+        if not (self.persist_s3 and self.s3_recording.exists()):
+            return
+        import json
+        import urllib.request
+
+        # Reads change nothing: keep the writes only, so that the recording
+        # grows with what is stored, not with every page view.
+        writes = []
+        for line in self.s3_recording.read_text().splitlines(keepends=True):
+            try:
+                method = json.loads(line)["method"]
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short when moto was killed mid-write
+            if method not in ("GET", "HEAD"):
+                writes.append(line if line.endswith("\n") else line + "\n")
+        self.s3_recording.write_text("".join(writes))
+
+        request = urllib.request.Request(
+            f"{self.s3_endpoint}/moto-api/recorder/replay-recording", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=300) as response:
+            response.read()
+        self.log.write(f"[demo  ] S3: replayed {self.s3_recording.name} (an earlier run's files)\n")
+
     def _create_bucket(self) -> None:
         import boto3
 
-        boto3.client(
+        client = boto3.client(
             "s3",
             endpoint_url=self.s3_endpoint,
             region_name="us-east-1",
             aws_access_key_id=MOTO_ENV["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=MOTO_ENV["AWS_SECRET_ACCESS_KEY"],
-        ).create_bucket(Bucket=DEMO_BUCKET)
+        )
+        if DEMO_BUCKET not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
+            client.create_bucket(Bucket=DEMO_BUCKET)
 
     def stop(self, *names: str) -> None:
         """Stop the named services (all by default), side by side."""
@@ -321,13 +417,19 @@ def main(argv: list[str] | None = None) -> int:
     # starts it in the background makes it ignore SIGINT otherwise).
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    stack = Stack(var_dir=args.var_dir, port=args.port)
+    stack = Stack(var_dir=args.var_dir, port=args.port, persist_s3=True)
     try:
+        stack.check_s3()
         stack.migrate()
         stack.start()
+        admin = (
+            "user admin, password admin"
+            if stack.own_database
+            else "your own account: manage.py createsuperuser"
+        )
         print(
             f"\n  The gallery runs at {stack.url}\n"
-            f"  Admin: {stack.url}admin/ (user admin, password admin)\n"
+            f"  Admin: {stack.url}admin/ ({admin})\n"
             f"  S3: {stack.s3_endpoint or 'Amazon S3'}; files under {stack.var_dir}\n"
             "  Press Ctrl-C to stop.\n",
             flush=True,

@@ -80,7 +80,8 @@ def _gallery_env() -> Iterator[None]:
     """No GALLERY_* variable of the developer's (their Redis or S3) leaks in."""
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
-            if name.startswith("GALLERY_"):
+            # GALLERY_SCREENSHOTS is the tests' own (where screenshots go).
+            if name.startswith("GALLERY_") and name != "GALLERY_SCREENSHOTS":
                 patch.delenv(name)
         yield
 

@@ -30,9 +30,7 @@ from ..conftest import unique_key
 pytestmark = pytest.mark.django_db(transaction=True)
 
 #: test name -> why QueuedStorage (storage.py, being rewritten) fails it.
-QUEUED_NOT_YET = {
-    "test_overwriting_replaces_the_file": "allow_overwrite: 'can not find an available filename'",
-}
+QUEUED_NOT_YET: dict[str, str] = {}
 
 
 def s3(endpoint: str, *, overwrite: bool) -> Storage:

@@ -132,8 +132,9 @@ def test_retries_exhausted(site):
 
     shown = site.command("storage_hooks", "status").splitlines()
     assert shown[0].split() == ["storage", *Status.values, "total"]
-    # local, queued, transferring, remote, failed, total:
-    assert [site.deployment.key, "0", "0", "0", "0", "1", "1"] in [line.split() for line in shown]
+    # local, queued, transferring, remote, failed, deleting, lost, total:
+    expected = [site.deployment.key, "0", "0", "0", "0", "1", "0", "0", "1"]
+    assert expected in [line.split() for line in shown]
     oldest = f"Oldest pending in {site.deployment.key}: {name} (failed, 3 attempts), saved "
     assert any(line.startswith(oldest) for line in shown)
     summary = json.loads(site.command("storage_hooks", "status", "--json"))

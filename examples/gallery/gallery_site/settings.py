@@ -3,15 +3,20 @@
 With no environment this is the demo: SQLite and a file cache under
 ``var/``, Celery on kombu's file-system broker (no server), and S3 at the
 endpoint ``demo.py`` starts (moto). Each ``GALLERY_*`` variable swaps one
-part for a real service: PostgreSQL, Redis, Amazon S3. See
-docs/sections/example.rst.
+part for a real service: PostgreSQL, Redis, Amazon S3. Every variable is
+listed in examples/gallery/README.rst.
+
+``DEBUG`` is off unless ``GALLERY_DEBUG=1`` (``demo.py`` sets it for the
+local demo); with it off the site refuses to start without a
+``GALLERY_SECRET_KEY`` of its own.
 """
 
 from pathlib import Path
 
 from botocore.config import Config
+from django.core.exceptions import ImproperlyConfigured
 
-from storage_hooks.hooks import DeleteLocal, Thumbnails
+from storage_hooks.hooks import DeleteLocal, StripMetadata, Thumbnails
 
 from .env import cache, database, env, env_bool, env_int, env_number, folder
 
@@ -19,9 +24,28 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 #: Everything the site writes: database, media, broker folders (git-ignored).
 VAR_DIR = folder(Path(env("GALLERY_VAR_DIR", str(BASE_DIR / "var"))).resolve())
 
-SECRET_KEY = env("GALLERY_SECRET_KEY", "demo-only-this-key-is-not-secret")
-DEBUG = env_bool("GALLERY_DEBUG", True)
+DEBUG = env_bool("GALLERY_DEBUG", False)
+#: Good for a local demo only: anyone who reads this file can forge sessions.
+DEMO_SECRET_KEY = "demo-only-this-key-is-not-secret"
+SECRET_KEY = env("GALLERY_SECRET_KEY", DEMO_SECRET_KEY if DEBUG else "")
+if not DEBUG and SECRET_KEY in ("", DEMO_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "GALLERY_SECRET_KEY must be set to a secret of your own when GALLERY_DEBUG is off "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'). For a local "
+        "demo, run examples/gallery/demo.py, or set GALLERY_DEBUG=1."
+    )
 ALLOWED_HOSTS = env("GALLERY_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+
+# -- uploads -------------------------------------------------------------
+
+#: The largest image the upload form accepts, in MiB (photos/forms.py).
+MAX_UPLOAD_MB = env_number("GALLERY_MAX_UPLOAD_MB", 20)
+#: How many images one upload may carry. Django refuses more files than
+#: this in one request before reading them (DATA_UPLOAD_MAX_NUMBER_FILES),
+#: and the upload view refuses a request whose announced size exceeds
+#: MAX_UPLOAD_MB per file before reading its body.
+MAX_UPLOAD_FILES = env_int("GALLERY_MAX_UPLOAD_FILES", 20)
+DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -51,6 +75,8 @@ WSGI_APPLICATION = "gallery_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # templates/admin/: the admin's columns at laptop widths.
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -62,15 +88,18 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {
-    "default": database(env("GALLERY_DATABASE_URL", f"sqlite:///{VAR_DIR / 'gallery.sqlite3'}"))
-}
+#: The demo's own database; `manage.py demo_admin` makes its admin/admin
+#: account here and nowhere else.
+DEMO_DATABASE = VAR_DIR / "gallery.sqlite3"
+DATABASES = {"default": database(env("GALLERY_DATABASE_URL", f"sqlite:///{DEMO_DATABASE}"))}
 # Shared by the web server and the worker (see env.cache).
 CACHES = {"default": cache(env("GALLERY_CACHE_URL", f"file://{VAR_DIR / 'cache'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True
 TIME_ZONE = "UTC"
+# Short dates in the admin (gallery_site/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["gallery_site.formats"]
 STATIC_URL = "static/"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = folder(VAR_DIR / "media")
@@ -115,6 +144,10 @@ STORAGES = {
             "local": "photos-local",
             "remote": "photos-remote",
             "hooks": [
+                # Removes EXIF (GPS included), XMP and IPTC from each upload
+                # before it leaves, after turning it upright; the event log
+                # shows "metadata stripped" (photos/receivers.py).
+                StripMetadata(),
                 # Made by the worker at transfer_started, saved through the
                 # same storage, so they are transferred (and deleted) too.
                 Thumbnails({"small": (480, 480)}, format="WEBP", quality=80),
@@ -127,6 +160,11 @@ STORAGES = {
         },
     },
 }
+
+# The demo's cache is a FileBasedCache: shared by the processes of one host,
+# which is all the demo has (storage_hooks.W002 says so; silenced here).
+if CACHES["default"]["BACKEND"].endswith("FileBasedCache"):
+    SILENCED_SYSTEM_CHECKS = ["storage_hooks.W002"]
 
 STORAGE_HOOKS = {
     "RUNNER": env("GALLERY_RUNNER", "celery"),

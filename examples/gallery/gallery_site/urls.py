@@ -1,12 +1,13 @@
 from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import include, path, re_path
-from django.views.static import serve
+from django.urls import include, path
 
 urlpatterns = [
     path("", include("photos.urls")),
     path("admin/", admin.site.urls),
-    # The local half of the photo storage. Django serves it here so the demo
-    # is one process; in production let the web server serve MEDIA_ROOT.
-    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
 ]
+# The local half of the photo storage. Django serves it only with DEBUG on
+# (static() adds nothing otherwise), so the demo is one process; in
+# production the web server serves MEDIA_ROOT (see the example's README).
+urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from storage_hooks import Status
 from storage_hooks.models import StoredFile
 
-from .models import Event, Photo, photo_storage
+from .models import Event, Photo, photo_storage, thumbnails_of
 from .states import queue_transfers
 
 
@@ -34,7 +34,7 @@ class FileStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin):
-    list_display = ("preview", "title", "file_status", "image", "uploaded_at")
+    list_display = ("preview", "title", "file_status", "file_name", "uploaded_at")
     list_display_links = ("preview", "title")
     list_filter = (FileStatusFilter, "uploaded_at")
     search_fields = ("title", "image")
@@ -54,13 +54,26 @@ class PhotoAdmin(admin.ModelAdmin):
     def file_status(self, photo: Photo) -> str:
         return getattr(photo, "file_status", None) or "unknown"
 
+    @admin.display(description="file", ordering="image")
+    def file_name(self, photo: Photo) -> str:
+        # The path wraps at its slashes (templates/admin/base_site.html).
+        return format_html('<span class="file-path">{}</span>', photo.image.name)
+
     @admin.display(description="preview")
     def preview(self, photo: Photo) -> str:
+        """The thumbnail, never the original (a photo can weigh megabytes);
+        a placeholder until the worker has made it."""
         if not photo.image:
             return ""
+        storage = photo_storage()
+        names = thumbnails_of([photo.image.name])[photo.image.name]
+        made = [name for name, status in storage.statuses(names).items() if status]
+        if not made:
+            return format_html('<span class="preview-pending">{}</span>', "no thumbnail yet")
         return format_html(
-            '<img src="{}" alt="" width="64" height="64" style="object-fit: cover">',
-            photo.image.url,
+            '<img src="{}" alt="" width="64" height="64" loading="lazy" '
+            'style="object-fit: cover; border-radius: 4px">',
+            storage.url(made[0]),
         )
 
     @admin.action(description="Retry the failed transfers", permissions=["change"])
@@ -76,14 +89,34 @@ class PhotoAdmin(admin.ModelAdmin):
     ) -> None:
         names = [name for photo in queryset for name in queue_transfers(photo, statuses)]
         if names:
-            self.message_user(request, f"Queued {len(names)} file(s): {', '.join(names)}.")
-        else:
-            self.message_user(request, "None of these photos had a file to queue.", messages.INFO)
+            self.message_user(
+                request, f"Queued {len(names)} file{'s' if len(names) != 1 else ''}: "
+                f"{', '.join(names)}."
+            )  # fmt: skip
+            return
+        self.message_user(request, nothing_queued(queryset, statuses), messages.WARNING)
+
+
+def nothing_queued(queryset: QuerySet[Photo], statuses: tuple[Status, ...]) -> str:
+    """Why an action queued nothing: the statuses the selected photos'
+    files are in, beside the ones the action acts on."""
+    storage = photo_storage()
+    names = [name for photo in queryset for name in photo.file_names]
+    found_statuses = list(storage.statuses(names).values())
+    counts = [(found_statuses.count(status), status.value) for status in Status]
+    counts.append((found_statuses.count(None), "not in the ledger"))
+    found = ", ".join(f"{count} {label}" for count, label in counts if count)
+    wanted = " or ".join(status.value for status in statuses)
+    return (
+        f"Nothing was queued: this action queues {wanted} files, and the selected photos' "
+        f"files are {found or 'none'}. A remote file needs no transfer; a queued or "
+        "transferring one is on its way."
+    )
 
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    list_display = ("time", "kind", "name", "process", "attempt", "duration", "error")
+    list_display = ("time", "kind", "name", "process", "attempt", "duration", "failure", "error")
     list_filter = ("kind", "process")
     search_fields = ("name",)
 

@@ -7,8 +7,10 @@ from django.core.files.storage import storages
 from django.db import models
 from django.utils import timezone
 
+from storage_hooks.errors import public_message
 from storage_hooks.fields import QueuedImageField
 from storage_hooks.hooks import Thumbnails
+from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
 
 
@@ -45,19 +47,33 @@ class Photo(models.Model):
 
     @property
     def thumbnail_names(self) -> list[str]:
-        """The names the Thumbnails hook gives this photo's thumbnails
-        (they exist once its first transfer has started)."""
-        return [
-            hook.thumbnail_name(self.image.name, label)
-            for hook in photo_storage().hooks
-            if isinstance(hook, Thumbnails)
-            for label in hook.sizes
-        ]
+        """The names of this photo's thumbnails (they exist once its first
+        transfer has started): see :func:`thumbnails_of`."""
+        return thumbnails_of([self.image.name])[self.image.name]
 
     @property
     def file_names(self) -> list[str]:
         """Every file of this photo in the storage: the original first."""
         return [self.image.name, *self.thumbnail_names]
+
+
+def thumbnails_of(names: list[str]) -> dict[str, list[str]]:
+    """The thumbnails of each original in ``names``, with one query: the
+    ledger records which file each derivative was made from. For an
+    original with none recorded (not transferred yet), the names the
+    Thumbnails hook would give them."""
+    storage = photo_storage()
+    found: dict[str, list[str]] = {name: [] for name in names}
+    rows = StoredFile.objects.filter(storage_key=storage.key, derived_from__in=names)
+    for source, name in rows.order_by("variant").values_list("derived_from", "name"):
+        found[source].append(name)
+    hooks = [hook for hook in storage.hooks if isinstance(hook, Thumbnails)]
+    for name, thumbnails in found.items():
+        if not thumbnails:
+            thumbnails += [
+                hook.thumbnail_name(name, label) for hook in hooks for label in hook.sizes
+            ]
+    return found
 
 
 class Event(models.Model):
@@ -70,6 +86,9 @@ class Event(models.Model):
         TRANSFERRED = "transferred", "transferred"
         TRANSFER_FAILED = "transfer_failed", "transfer failed"
         LOCAL_DELETED = "local_deleted", "local copy deleted"
+        #: Not a signal: the transferred file is smaller than the upload,
+        #: because StripMetadata removed its EXIF/XMP/IPTC data.
+        METADATA_STRIPPED = "metadata_stripped", "metadata stripped"
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -78,11 +97,25 @@ class Event(models.Model):
     attempt = models.PositiveIntegerField(null=True, blank=True)
     size = models.BigIntegerField(null=True, blank=True)
     duration = models.FloatField(null=True, blank=True, help_text="Seconds the copy took.")
-    error = models.TextField(blank=True)
+    error = models.TextField(
+        blank=True, help_text="The error's text (redacted), for staff: the admin shows it."
+    )
+    failure = models.CharField(
+        max_length=32, blank=True, help_text="The failure's kind: what visitors are told."
+    )
+    note = models.CharField(max_length=200, blank=True)
     will_retry = models.BooleanField(null=True, blank=True)
 
     class Meta:
-        ordering = ["pk"]
+        # Time order: the web server and the worker record events side by
+        # side, and an event recorded inside a transaction gets its id
+        # before events that commit earlier.
+        ordering = ["time", "pk"]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}"
+
+    @property
+    def public_error(self) -> str:
+        """What a visitor may read about this event's failure."""
+        return public_message(self.failure) if self.kind == self.Kind.TRANSFER_FAILED else ""

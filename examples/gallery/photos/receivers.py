@@ -13,9 +13,14 @@ import os
 from typing import Any
 
 from celery import current_task
+from django.core.files.storage import FileSystemStorage
 from django.db import DatabaseError
+from django.template.defaultfilters import filesizeformat
 
 from storage_hooks import signals
+from storage_hooks.errors import redact
+from storage_hooks.exceptions import failure_kind
+from storage_hooks.hooks import StripMetadata
 
 from .models import Event, photo_storage
 
@@ -48,6 +53,36 @@ def on_transfer_queued(sender: Any, *, name: str, **kwargs: Any) -> None:
 
 def on_transfer_started(sender: Any, *, name: str, attempt: int, **kwargs: Any) -> None:
     record(Event.Kind.TRANSFER_STARTED, name, attempt=attempt)
+    note_stripped_metadata(sender, name)
+
+
+def strips_metadata(storage: Any) -> bool:
+    """Whether the storage has a StripMetadata hook."""
+    return any(isinstance(hook, StripMetadata) for hook in storage.hooks)
+
+
+def note_stripped_metadata(storage: Any, name: str) -> None:
+    """Record "metadata stripped" once, when StripMetadata made the local
+    copy smaller than the upload (preprocessing runs before the
+    transfer_started receivers). Our own log has the upload's size."""
+    if not strips_metadata(storage):
+        return
+    events = Event.objects.filter(name=name)
+    saved = (
+        events.filter(kind=Event.Kind.SAVED_LOCALLY)
+        .order_by("-time", "-pk")
+        .values_list("size", flat=True)
+        .first()
+    )
+    if saved is None or events.filter(kind=Event.Kind.METADATA_STRIPPED).exists():
+        return
+    try:
+        size = storage.local.size(name)
+    except OSError:
+        return
+    if size != saved:
+        note = f"{filesizeformat(saved)} \u2192 {filesizeformat(size)}"
+        record(Event.Kind.METADATA_STRIPPED, name, size=size, note=note)
 
 
 def on_transferred(sender: Any, *, name: str, size: int, duration: float, **kwargs: Any) -> None:
@@ -63,8 +98,20 @@ def on_transfer_failed(
     will_retry: bool,
     **kwargs: Any,
 ) -> None:
-    error = f"{type(exception).__name__}: {exception}"
-    record(Event.Kind.TRANSFER_FAILED, name, attempt=attempt, error=error, will_retry=will_retry)
+    # The full text is for staff (the admin), with the local root made
+    # relative and URLs stripped of credentials and signatures; visitors
+    # see the fixed message of its kind (Event.public_error).
+    local = sender.local
+    roots = [local.location] if isinstance(local, FileSystemStorage) else []
+    error = redact(f"{type(exception).__name__}: {exception}", roots=roots)
+    record(
+        Event.Kind.TRANSFER_FAILED,
+        name,
+        attempt=attempt,
+        error=error,
+        failure=failure_kind(exception),
+        will_retry=will_retry,
+    )
 
 
 def on_local_deleted(sender: Any, *, name: str, **kwargs: Any) -> None:

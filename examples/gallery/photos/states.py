@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 from django.http import HttpRequest
 
 from storage_hooks import Status
+from storage_hooks.errors import public_message
 from storage_hooks.models import StoredFile
 
-from .models import Photo, photo_storage
+from .models import Photo, photo_storage, thumbnails_of
 
 
 @dataclass
@@ -40,7 +41,9 @@ class PhotoState:
     thumbnail_status: str
     #: "transfer" (a delayed file), "retry" (a failed one), or "".
     action: str
-    #: The last error of a failed file.
+    #: What a visitor may read about a failed file: the fixed message of
+    #: its failure's kind, never the error's text (staff see that in the
+    #: admin).
     error: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -51,12 +54,14 @@ def describe(photos: Iterable[Photo], request: HttpRequest) -> list[PhotoState]:
     """The state of each photo, with one ledger query for all of them."""
     photos = list(photos)
     storage = photo_storage()
-    names = [name for photo in photos for name in photo.file_names]
+    thumbnails = thumbnails_of([photo.image.name for photo in photos])
+    files = {photo.pk: [photo.image.name, *thumbnails[photo.image.name]] for photo in photos}
+    names = [name for photo in photos for name in files[photo.pk]]
     statuses = storage.statuses(names)
     failed = [name for name in names if statuses[name] == Status.FAILED]
-    errors = dict(
+    failures = dict(
         StoredFile.objects.filter(storage_key=storage.key, name__in=failed).values_list(
-            "name", "last_error"
+            "name", "failure"
         )
         if failed
         else ()
@@ -65,7 +70,8 @@ def describe(photos: Iterable[Photo], request: HttpRequest) -> list[PhotoState]:
     for photo in photos:
         status = statuses[photo.image.name]
         url = request.build_absolute_uri(storage.url(photo.image.name))
-        thumb = next((n for n in photo.thumbnail_names if statuses[n] is not None), None)
+        thumb = next((n for n in thumbnails[photo.image.name] if statuses[n] is not None), None)
+        failure = next((failures[n] for n in files[photo.pk] if n in failures), None)
         states.append(
             PhotoState(
                 id=photo.pk,
@@ -77,8 +83,8 @@ def describe(photos: Iterable[Photo], request: HttpRequest) -> list[PhotoState]:
                 url_label=url_label(url),
                 image_url=request.build_absolute_uri(storage.url(thumb)) if thumb else url,
                 thumbnail_status=(statuses[thumb] or "") if thumb else "",
-                action=_action([statuses[n] for n in photo.file_names]),
-                error=next((errors[n] for n in photo.file_names if n in errors), ""),
+                action=_action([statuses[n] for n in files[photo.pk]]),
+                error=public_message(failure) if failure is not None else "",
             )
         )
     return states

@@ -1,9 +1,12 @@
-"""``manage.py storage_hooks status | retry | sync | verify``.
+"""``manage.py storage_hooks status | retry | sync | verify | rekey | purge``.
+
+A thin face: the work is done by :mod:`storage_hooks.ops`, one module per
+operation; this module parses options and prints reports.
 
 Exit codes: 0 all is well; 1 something needs attention (verify found a
 problem, rows of an unknown storage key were left alone, sync could not
-adopt a file); 2 the command could not run as asked (an unknown
-``--storage`` key, a bad option value).
+adopt a file, a file is LOST); 2 the command could not run as asked (an
+unknown ``--storage`` key, a bad option value, an unsafe local root).
 """
 
 from __future__ import annotations
@@ -14,63 +17,34 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError
 
-from ...exceptions import UnknownStorageKey
-from ...maintenance import Tick, retry_stuck, status_summary
-from ...registry import configured_storages, get_storage, known_storages
+from ...ops.common import (
+    Tick,
+    estimate,
+    is_postgresql,
+    process_storages,
+    unknown_key_message,
+    unknown_keys,
+)
+from ...ops.purge import purge_rejected
+from ...ops.rekey import RekeyRefused, in_flight, rekey_storage
+from ...ops.retry import retry_stuck
+from ...ops.status import status_summary
+from ...ops.sync import MIN_AGE, UnsafeRoot, sync_storage
+from ...ops.verify import remote_rows, verify_remote
 from ...status import Status
-from ..sync import MIN_AGE, sync_storage
-from ..verify import remote_rows, verify_remote
+from ..text import BarOutput, describe, n, seconds, status_lines, sync_lines
 
 OK, ATTENTION, USAGE = 0, 1, 2
-
-
-def seconds(value: str) -> float:
-    """argparse type: a number of seconds, >= 0."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is negative")
-    return number
-
-
-def n(count: int, noun: str) -> str:
-    """``n(1, "file")`` -> ``"1 file"``, ``n(2, "file")`` -> ``"2 files"``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def age(total: float) -> str:
-    """``3725`` -> ``"1h 2m"``: an age for people (two units at most)."""
-    days, rest = divmod(int(total), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    first = next((i for i, (n, _) in enumerate(parts) if n), len(parts) - 1)
-    shown = [f"{n}{unit}" for n, unit in parts[first : first + 2] if n]
-    return " ".join(shown) or "0s"
-
-
-class _BarOutput:
-    """Lets tqdm write to the command's stderr without added newlines."""
-
-    def __init__(self, out: OutputWrapper) -> None:
-        self.out = out
-
-    def write(self, text: str) -> None:
-        self.out.write(text, style_func=lambda x: x, ending="")
-
-    def flush(self) -> None:
-        self.out.flush()
 
 
 class Command(BaseCommand):
     help = (
         "Inspect and repair the transfers of QueuedStorages: status, retry (re-queue "
         "failed and stuck transfers), sync (adopt files the ledger does not know), "
-        "verify (check that remote files are really there)."
+        "verify (check that remote files are really there), rekey (move the rows of a "
+        "storage key to another), purge (delete rejected files)."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -105,7 +79,13 @@ class Command(BaseCommand):
                 )
             return sub
 
-        add("status", "Counts by status per storage key, and the oldest pending file.")
+        status = add("status", "Counts by status per storage key, and the oldest pending file.")
+        status.add_argument(
+            "--exact",
+            action="store_true",
+            help="Count REMOTE files exactly (reads all their rows); by default PostgreSQL's "
+            "estimate is shown, marked with ~.",
+        )
         retry = add("retry", "Re-queue failed transfers and those stuck after a lost message.")
         retry.add_argument(
             "--stuck-after",
@@ -130,15 +110,43 @@ class Command(BaseCommand):
             "be uploads in progress.",
         )
         verify = add(
-            "verify", "Check that every REMOTE file is on the remote with its size.", progress=True
+            "verify",
+            "Check that every REMOTE file is on the remote with its size, by listing the remote.",
+            progress=True,
         )
         verify.add_argument(
             "--fix",
             action="store_true",
-            help="Re-queue the files that are not, from their local copy.",
+            help="Re-queue the files that are not, from their local copy; mark those without "
+            "one LOST.",
         )
+        verify.add_argument(
+            "--checksums",
+            action="store_true",
+            help="Also prove each file's SHA-256 (S3: the checksum S3 stored; else the copy is "
+            "read back): one request per file.",
+        )
+        rekey = add(
+            "rekey", "Move the ledger rows of storage key OLD to NEW (after a key changed)."
+        )
+        rekey.add_argument("old", metavar="OLD")
+        rekey.add_argument("new", metavar="NEW")
+        rekey.add_argument("--dry-run", action="store_true", help="Report; change nothing.")
+        purge = add(
+            "purge", "Delete files through their storage: those refused for good.", progress=True
+        )
+        purge.add_argument(
+            "--rejected",
+            action="store_true",
+            required=True,
+            help="Delete the files a preprocessor refused (FAILED, failure 'rejected').",
+        )
+        purge.add_argument("--dry-run", action="store_true", help="Report; change nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        unknown = unknown_keys(options.get("storage") or ())
+        if unknown:
+            raise CommandError(unknown_key_message(unknown), returncode=USAGE)
         handler = getattr(self, f"handle_{options['subcommand']}")
         code = handler(options)
         if code:
@@ -167,37 +175,18 @@ class Command(BaseCommand):
         except ImportError:
             yield None
             return
-        with tqdm(total=total, desc=what, unit="file", file=_BarOutput(self.stderr)) as bar:
+        with tqdm(total=total, desc=what, unit="file", file=BarOutput(self.stderr)) as bar:
             yield bar.update
 
     # -- status ------------------------------------------------------------
 
     def handle_status(self, options: dict[str, Any]) -> int:
-        summary = status_summary(options["storage"])
+        summary = status_summary(options["storage"], exact=options["exact"])
         if options["json"]:
             self.emit(summary)
             return OK
-        states = [str(state) for state in Status]
-        table = [["storage", *states, "total"]]
-        for entry in summary["storages"]:
-            label = entry["key"] + ("" if entry["known"] else "*")
-            counts = [*(entry["counts"][state] for state in states), entry["total"]]
-            table.append([label, *map(str, counts)])
-        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-        for line in table:
-            cells = [line[0].ljust(widths[0])]
-            cells += [cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=True)]
-            self.stdout.write("  ".join(cells))
-        if any(not entry["known"] for entry in summary["storages"]):
-            self.stdout.write("* no storage with this key exists in this process")
-        pending = [e["oldest_pending"] for e in summary["storages"] if e["oldest_pending"]]
-        for row in pending:
-            self.stdout.write(
-                f"Oldest pending in {row['key']}: {row['name']} ({row['status']}, "
-                f"{row['attempts']} attempts), saved {age(row['age_seconds'])} ago"
-            )
-        if not pending:
-            self.stdout.write("Nothing is pending.")
+        for line in status_lines(summary):
+            self.stdout.write(line)
         return OK
 
     # -- retry -------------------------------------------------------------
@@ -216,8 +205,25 @@ class Command(BaseCommand):
             if options["verbosity"] >= 2:
                 for row in report.requeued:
                     self.stdout.write(f"  {row['key']}: {row['name']} (was {row['status']})")
+        if report.rejected_left and not options["json"]:
+            self.stdout.write(
+                "Files refused for good (rejected) are left alone; "
+                "'storage_hooks purge --rejected' deletes them."
+            )
+        problems = []
+        if report.lost:
+            lost = ", ".join(f"{key!r} ({n(c, 'file')})" for key, c in report.lost.items())
+            message = (
+                f"Cannot re-queue LOST files: {lost}. Neither the remote nor the local copy "
+                "exists; restore them from a backup to the local storage, then run "
+                "'storage_hooks verify --fix'."
+            )
+            self.stderr.write(message)
+            problems.append(message)
         if report.unknown:
-            return self.attention(self._unknown_message(report.unknown, "re-queued"))
+            problems.append(self._unknown_message(report.unknown, "re-queued"))
+        if problems:
+            return self.attention(" ".join(problems))
         return OK
 
     def _unknown_message(self, unknown: dict[str, int], verb: str) -> str:
@@ -231,30 +237,30 @@ class Command(BaseCommand):
 
     # -- sync --------------------------------------------------------------
 
-    def _sync_storages(self, keys: list[str] | None) -> list[Any]:
-        if keys:
-            try:
-                return [get_storage(key) for key in dict.fromkeys(keys)]
-            except UnknownStorageKey as exc:
-                raise CommandError(str(exc), returncode=USAGE) from None
-        found: dict[str, Any] = {}
-        for storage in [*configured_storages().values(), *known_storages()]:
-            found.setdefault(storage.key, storage)
-        return [found[key] for key in sorted(found)]
+    def _storages(self, keys: list[str] | None) -> list[Any]:
+        mine = process_storages()
+        if not keys:
+            return list(mine.values())
+        missing = [key for key in keys if key not in mine]
+        if missing:
+            raise CommandError(unknown_key_message(missing), returncode=USAGE)
+        return [mine[key] for key in dict.fromkeys(keys)]
 
     def handle_sync(self, options: dict[str, Any]) -> int:
         reports = []
-        for storage in self._sync_storages(options["storage"]):
+        for storage in self._storages(options["storage"]):
             with self.progress(options, None, f"sync {storage.key}") as tick:
-                reports.append(
-                    sync_storage(
+                try:
+                    report = sync_storage(
                         storage,
                         remote=options["remote"],
                         dry_run=options["dry_run"],
                         min_age=options["min_age"],
                         tick=tick,
                     )
-                )
+                except UnsafeRoot as exc:
+                    raise CommandError(str(exc), returncode=USAGE) from None
+                reports.append(report)
         problems = [
             skip for report in reports for skip in report.skipped if skip["kind"] != "recent"
         ]
@@ -268,32 +274,11 @@ class Command(BaseCommand):
             self.emit(document)
         else:
             for report in reports:
-                self._print_sync(report, options)
+                for line in sync_lines(report, options["remote"], options["verbosity"]):
+                    self.stdout.write(line)
         if problems:
             return self.attention(f"sync could not adopt {n(len(problems), 'file')} (see above).")
         return OK
-
-    def _print_sync(self, report: Any, options: dict[str, Any]) -> None:
-        would = "would be " if report.dry_run else ""
-        line = (
-            f"{report.key}: {n(report.seen_local, 'local file')}, {len(report.adopted)} "
-            f"{would}adopted ({report.status})"
-        )
-        if options["remote"]:
-            line += (
-                f"; {n(report.seen_remote, 'remote file')}, {len(report.recorded_remote)} "
-                f"{would}recorded as remote"
-            )
-        if report.skipped:
-            line += f"; {len(report.skipped)} skipped"
-        self.stdout.write(line + ".")
-        for skip in report.skipped:
-            self.stdout.write(f"  skipped {skip['name']}: {skip['reason']}")
-        if options["verbosity"] >= 2:
-            for name in report.adopted:
-                self.stdout.write(f"  {would}adopted {name}")
-            for name in report.recorded_remote:
-                self.stdout.write(f"  {would}recorded as remote {name}")
 
     # -- verify ------------------------------------------------------------
 
@@ -301,17 +286,24 @@ class Command(BaseCommand):
         keys = options["storage"]
         total = None
         if not options["no_progress"] and self.stderr.isatty():
-            total = remote_rows(keys).count()
+            # The bar's total: PostgreSQL's estimate rather than a count of
+            # every remote row.
+            rows = remote_rows(keys)
+            total = estimate(rows) if is_postgresql() else rows.count()
         with self.progress(options, total, "verify") as tick:
-            report = verify_remote(keys, fix=options["fix"], tick=tick)
+            report = verify_remote(
+                keys, fix=options["fix"], checksums=options["checksums"], tick=tick
+            )
         if options["json"]:
             self.emit(report.as_dict())
         else:
             self.stdout.write(
-                f"Checked {n(report.checked, 'remote file')}: {n(len(report.problems), 'problem')}."
+                f"Checked {n(report.checked, 'remote file')}"
+                f"{' by checksum' if report.mode == 'checksums' else ''}: "
+                f"{n(len(report.problems), 'problem')}."
             )
             for problem in report.problems:
-                self.stdout.write("  " + self._describe(problem))
+                self.stdout.write("  " + describe(problem))
         if report.unknown:
             self._unknown_message(report.unknown, "checked")
         if report.problems or report.unknown:
@@ -324,19 +316,63 @@ class Command(BaseCommand):
             return self.attention(text + ".")
         return OK
 
-    @staticmethod
-    def _describe(problem: Any) -> str:
-        where = f"{problem.key}: {problem.name}"
-        if problem.kind == "missing":
-            text = f"{where} is missing on the remote"
-        elif problem.kind == "size":
-            text = (
-                f"{where} has {problem.actual_size} bytes on the remote, "
-                f"{problem.expected_size} recorded"
+    # -- rekey -------------------------------------------------------------
+
+    def handle_rekey(self, options: dict[str, Any]) -> int:
+        try:
+            report = rekey_storage(options["old"], options["new"], dry_run=options["dry_run"])
+        except RekeyRefused as exc:
+            raise CommandError(str(exc), returncode=USAGE) from None
+        if options["json"]:
+            self.emit(report.as_dict())
+        total = sum(report.counts.values())
+        if report.conflicts:
+            listed = "\n".join(f"  {name}" for name in report.conflicts)
+            more = report.conflict_count - len(report.conflicts)
+            message = (
+                f"Refused: the key {report.new!r} already has {n(report.conflict_count, 'file')} "
+                f"of the same name as {report.old!r}'s; nothing moved. Resolve them first "
+                f"(delete one of each pair through its storage):\n{listed}"
+                + (f"\n  ... and {more} more" if more > 0 else "")
             )
+            self.stderr.write(message)
+            return self.attention(
+                f"rekey refused: {n(report.conflict_count, 'name')} in both keys."
+            )
+        if not options["json"]:
+            verb = "Would move" if report.dry_run else "Moved"
+            counts = ", ".join(f"{c} {state}" for state, c in sorted(report.counts.items()))
+            self.stdout.write(
+                f"{verb} {n(total, 'row')} from {report.old!r} to {report.new!r} ({counts})."
+            )
+            if in_flight(report) and not report.dry_run:
+                self.stdout.write(
+                    "Queued transfers still carry the old key: run 'storage_hooks retry "
+                    "--stuck-after 0' once the workers know the new key."
+                )
+        return OK
+
+    # -- purge -------------------------------------------------------------
+
+    def handle_purge(self, options: dict[str, Any]) -> int:
+        with self.progress(options, None, "purge") as tick:
+            report = purge_rejected(options["storage"], dry_run=options["dry_run"], tick=tick)
+        if options["json"]:
+            self.emit(report.as_dict())
         else:
-            text = f"{where} could not be checked: {problem.detail}"
-        return text + {
-            "requeued": " (re-queued from the local copy)",
-            "lost": " (LOST: the local copy is gone too)",
-        }.get(problem.action, "")
+            verb = "Would delete" if report.dry_run else "Deleted"
+            self.stdout.write(f"{verb} {n(len(report.deleted), 'rejected file')}.")
+            if options["verbosity"] >= 2:
+                for entry in report.deleted:
+                    self.stdout.write(f"  {entry['key']}: {entry['name']} ({entry['reason']})")
+            for entry in report.errors:
+                self.stderr.write(
+                    f"  could not delete {entry['key']}: {entry['name']}: {entry['error']}"
+                )
+        if report.unknown:
+            self._unknown_message(report.unknown, "deleted")
+        if not report.ok:
+            return self.attention(
+                f"purge left {n(len(report.errors) + sum(report.unknown.values()), 'file')}."
+            )
+        return OK

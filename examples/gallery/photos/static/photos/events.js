@@ -1,12 +1,15 @@
-// The event log grows live: new events are fetched from /api/events/?after=<id>
-// and appended, oldest first, as the web server and the worker record them.
+// The event log grows live: /api/events/?since=<time> returns the events
+// recorded since then (and a little before: an event recorded inside a
+// transaction appears when it commits, after later ones). Each new event is
+// put in its place in time order; the ones already shown are skipped.
 "use strict";
 
 (function () {
   const table = document.querySelector("[data-events]");
   if (!table) return;
   const body = table.tBodies[0];
-  let lastId = Number(table.dataset.lastId) || 0;
+  const shown = new Set([...body.querySelectorAll("tr[data-id]")].map((tr) => tr.dataset.id));
+  let since = table.dataset.since || "";
 
   function cell(text, className) {
     const td = document.createElement("td");
@@ -18,6 +21,7 @@
   function row(event) {
     const tr = document.createElement("tr");
     tr.dataset.kind = event.kind;
+    tr.dataset.id = event.id;
     tr.className = "is-new";
     const time = document.createElement("time");
     time.dateTime = event.time;
@@ -30,26 +34,43 @@
     label.textContent = event.label;
     kind.append(label);
     const duration = event.duration == null ? "" : `${event.duration.toFixed(3)} s`;
-    const error = event.error + (event.will_retry ? " (will retry)" : "");
+    const details = (event.error || event.note) + (event.will_retry ? " (will retry)" : "");
     tr.append(
       when, kind, cell(event.name, "file"), cell(event.process, "process"),
-      cell(event.attempt), cell(duration), cell(error, "error")
+      cell(event.attempt), cell(duration), cell(details, event.error ? "details error" : "details")
     );
     return tr;
+  }
+
+  // Time order, then id: the order the server sorts by.
+  const key = (tr) => [tr.querySelector("time").dateTime, Number(tr.dataset.id)];
+  const before = (a, b) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+
+  function insert(tr) {
+    const mine = key(tr);
+    let next = null;
+    for (let other = body.lastElementChild; other; other = other.previousElementSibling) {
+      if (!other.dataset.id || !before(mine, key(other))) break;
+      next = other;
+    }
+    body.insertBefore(tr, next);
   }
 
   async function poll() {
     try {
       const sep = table.dataset.rowsUrl.includes("?") ? "&" : "?";
-      const response = await fetch(`${table.dataset.rowsUrl}${sep}after=${lastId}`, {
+      const query = since ? `${sep}since=${encodeURIComponent(since)}` : "";
+      const response = await fetch(`${table.dataset.rowsUrl}${query}`, {
         headers: { Accept: "application/json" },
       });
       if (response.ok) {
         const { events } = await response.json();
-        if (events.length) body.querySelector(".empty-row")?.remove();
         for (const event of events) {
-          body.append(row(event));
-          lastId = event.id;
+          if (shown.has(String(event.id))) continue;
+          shown.add(String(event.id));
+          body.querySelector(".empty-row")?.remove();
+          insert(row(event));
+          if (event.time > since) since = event.time;
         }
       }
     } catch (error) {

@@ -1,0 +1,75 @@
+"""Deleting the files a preprocessor refused: ``storage_hooks purge --rejected``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.cache import caches
+from django.core.files.base import ContentFile
+
+from storage_hooks import Status, ledger
+from storage_hooks.models import StoredFile
+from storage_hooks.storage import QueuedStorage
+
+from .test_commands import run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def forget() -> None:
+    """The rows were changed behind the ledger's back: drop what it remembers."""
+    caches["default"].clear()
+    ledger.clear_memory()
+
+
+def reject(storage: QueuedStorage, name: str) -> None:
+    StoredFile.objects.filter(storage_key=storage.key, name=name).update(
+        status=Status.FAILED, failure="rejected", last_error="refused by the scanner"
+    )
+    forget()
+
+
+def test_purge_rejected_deletes_them_through_their_storage(
+    fs_storage: QueuedStorage, local_dir: Path, remote_dir: Path
+) -> None:
+    bad = fs_storage.save("bad.bin", ContentFile(b"bad"))
+    failed = fs_storage.save("failed.bin", ContentFile(b"f"))
+    good = fs_storage.save("good.bin", ContentFile(b"good"))
+    reject(fs_storage, bad)
+    StoredFile.objects.filter(storage_key=fs_storage.key, name=failed).update(
+        status=Status.FAILED, failure="error"
+    )
+    forget()
+
+    dry = run("purge", "--rejected", "--dry-run", "-v", "2", "--storage", fs_storage.key)
+    assert dry.code == 0
+    assert "Would delete 1 rejected file." in dry.out
+    assert f"{fs_storage.key}: {bad} (refused by the scanner)" in dry.out
+    assert (local_dir / bad).exists()
+
+    result = run("purge", "--rejected")
+
+    assert result.code == 0
+    assert "Deleted 1 rejected file." in result.out
+    assert not (local_dir / bad).exists()
+    assert fs_storage.status(bad) is None
+    assert fs_storage.status(failed) == Status.FAILED  # not refused for good: kept
+    assert fs_storage.status(good) == Status.REMOTE
+    assert (remote_dir / good).exists()
+
+
+def test_purge_needs_the_rejected_option() -> None:
+    result = run("purge")
+    assert result.code != 0
+    assert "--rejected" in result.err
+
+
+def test_purge_reports_rows_of_storages_it_does_not_know() -> None:
+    StoredFile.objects.create(
+        storage_key="elsewhere", name="x", status=Status.FAILED, failure="rejected"
+    )
+    result = run("purge", "--rejected", "--json")
+    assert result.code == 1
+    assert result.json()["unknown"] == {"elsewhere": 1}
+    assert StoredFile.objects.filter(storage_key="elsewhere").exists()
