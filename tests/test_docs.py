@@ -136,12 +136,10 @@ def test_every_setting_is_documented() -> None:
 
 #: References to the README's old section files, in files that other people
 #: are editing this round; each should name the page that replaced it
-#: (docs/fallback.rst, docs/example.rst).
+#: (docs/fallback.rst).
 STALE_REFERENCES = {
     "tests/test_fallback.py: docs/sections/fallback.rst",
     "storage_hooks/fallback.py: docs/sections/fallback.rst",
-    "examples/gallery/demo.py: docs/sections/example.rst",
-    "examples/gallery/gallery_site/settings.py: docs/sections/example.rst",
 }
 
 
