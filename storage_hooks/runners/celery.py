@@ -27,6 +27,16 @@ class CeleryRunner(Runner):
             options["countdown"] = countdown
         transfer.apply_async(args=(key, name), **options)
 
+    def describe(self) -> str:
+        from celery import current_app
+
+        try:
+            broker = current_app.connection_for_write().as_uri()  # password masked
+        except Exception:  # a broken broker URL: say what is configured
+            broker = str(current_app.conf.broker_url)
+        app = current_app.main or "no Celery app"
+        return f"Celery ({app}) at broker {broker}"
+
     def check(self) -> list[str]:
         try:
             import celery  # noqa: F401
