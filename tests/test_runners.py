@@ -285,3 +285,22 @@ def test_an_unreachable_broker_is_named_with_the_way_to_queue_again(
     assert f"127.0.0.1:{port}" in caplog.text
     assert "hunter2" not in caplog.text
     assert "retry --stuck-after 0' queues it now" in caplog.text
+
+
+def test_no_celery_app_is_a_check_error(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery import _state
+    from django.core.checks import run_checks
+
+    settings.STORAGE_HOOKS = {"RUNNER": "celery"}
+    before = _state.get_current_app()
+    # As in a project whose __init__ imports no app: Celery falls back to
+    # an app of its own (celery._state, Celery 5.4-5.7).
+    monkeypatch.setattr(_state, "default_app", None)
+    _state._set_current_app(None)
+    try:
+        errors = [e for e in run_checks() if e.id == "storage_hooks.E002"]
+    finally:
+        _state._set_current_app(before)
+    assert len(errors) == 1
+    assert "this process has no Celery app" in errors[0].msg
+    assert "proj/__init__.py" in errors[0].msg
