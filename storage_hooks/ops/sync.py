@@ -26,10 +26,10 @@ from ..localfiles import (
     check_name,
     digest,
 )
+from ..project import is_project_file, project_root_problem
 from ..status import Status
 from .common import CHUNK, SCHEMA, Tick, enqueue_on_commit
 from .listing import sized_listing, walk
-from .safety import is_project_file, project_root_problem
 
 if TYPE_CHECKING:
     from ..models import StoredFile
