@@ -810,3 +810,22 @@ def test_verify_and_sync_remote_on_s3(s3_endpoint, s3_bucket, local_dir):
     assert storage.save("docs/two.txt", ContentFile(b"mine")) != "docs/two.txt"
     with storage.open("docs/two.txt") as fh:
         assert fh.read() == b"written by another app"
+
+
+def test_retry_publishes_each_chunk_to_the_cache_in_one_round_trip(fs_storage, monkeypatch):
+    from storage_hooks import statecache
+
+    from .test_statecache import CountingCache
+
+    count = maintenance.CHUNK + 20
+    StoredFile.objects.bulk_create(
+        StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=Status.FAILED)
+        for i in range(count)
+    )
+    counting = CountingCache(statecache._cache())
+    monkeypatch.setattr(statecache, "_cache", lambda: counting)
+    with override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.LosingRunner"}):
+        report = maintenance.retry_stuck()
+    assert len(report.requeued) == count
+    assert counting.calls == {"set_many": 2}  # one per chunk, none per file
+    assert fs_storage.status("f3") == Status.QUEUED

@@ -24,7 +24,6 @@ from .. import ledger
 from ..conf import conf
 from ..status import Status
 from .common import CHUNK, SCHEMA, enqueue_on_commit, objects, process_storages
-from .rows import requeue_many
 
 #: Failures another attempt cannot mend, left alone by ``retry``: a file a
 #: preprocessor refused (``purge --rejected`` deletes them).
@@ -135,7 +134,7 @@ def _requeue_chunk(
         if not batch:
             return False
         stamp = max(timezone.now(), cutoff + timedelta(microseconds=1))
-        requeue_many(
+        ledger.requeue_many(
             [(pk, key, name) for pk, key, name, _host in batch],
             was=(state,),
             reset_attempts=state == Status.FAILED,

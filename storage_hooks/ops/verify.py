@@ -28,7 +28,6 @@ from .. import ledger
 from ..status import Status
 from .common import SCHEMA, Tick, enqueue_on_commit, ledger_keys, objects, process_storages
 from .listing import as_s3, ledger_in_order, sized_listing
-from .rows import mark_lost, requeue_remote
 
 if TYPE_CHECKING:
     from ..models import StoredFile
@@ -232,7 +231,7 @@ def _lost(storage: QueuedStorage, fix: bool, skip: set[str]) -> list[Problem]:
         )
         if fix and storage.local.exists(row.name):
             with transaction.atomic(using=ledger.db_alias()):
-                if requeue_remote(row.storage_key, row.pk, row.name):
+                if ledger.requeue_remote(row.storage_key, row.pk, row.name):
                     enqueue_on_commit(storage, row.name, row.host)
                     problem.action = "requeued"
         problems.append(problem)
@@ -250,8 +249,8 @@ def _repair(storage: QueuedStorage, row: StoredFile) -> str:
     with transaction.atomic(using=ledger.db_alias()):
         if not storage.local.exists(row.name):
             reason = "verify: the remote copy is missing or differs, and no local copy is left"
-            return "lost" if mark_lost(row.storage_key, row.pk, row.name, reason) else ""
-        if not requeue_remote(row.storage_key, row.pk, row.name):
+            return "lost" if ledger.mark_lost(row.storage_key, row.pk, row.name, reason) else ""
+        if not ledger.requeue_remote(row.storage_key, row.pk, row.name):
             return ""  # deleted or changed meanwhile: not ours to touch
         enqueue_on_commit(storage, row.name, row.host)
     return "requeued"
