@@ -855,7 +855,8 @@ def interrupted_delete(local_dir, remote_dir):
     with pytest.raises(PermissionError):
         storage.delete(name)
     assert row(storage, name).status == Status.DELETING
-    assert (remote_dir / name).exists() and (local_dir / name).exists()
+    assert (remote_dir / name).exists()
+    assert (local_dir / name).exists()
     return storage, remote, name
 
 
@@ -864,7 +865,8 @@ def test_retry_finishes_an_interrupted_delete(interrupted_delete, local_dir, rem
     remote.fail = False
     # Not yet: the row changed less than --stuck-after ago.
     early = run("retry", "--storage", storage.key, "--json").json()
-    assert early["deleted"] == [] and row(storage, name).status == Status.DELETING
+    assert early["deleted"] == []
+    assert row(storage, name).status == Status.DELETING
 
     result = run("retry", "--stuck-after", "0", "--storage", storage.key, "-v", "2")
 
@@ -884,7 +886,8 @@ def test_retry_reports_an_interrupted_delete_that_fails_again(interrupted_delete
 
     assert result.code == 1
     doc = result.json()
-    assert doc["ok"] is False and doc["deleted"] == []
+    assert doc["ok"] is False
+    assert doc["deleted"] == []
     assert doc["delete_errors"] == [
         {"key": storage.key, "name": name, "error": f"PermissionError: cannot delete {name}"}
     ]
