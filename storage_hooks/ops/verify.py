@@ -180,6 +180,9 @@ def _by_checksum(storage: QueuedStorage) -> Iterator[tuple[StoredFile, Problem |
 def _s3_checksum(s3_storage: Any, row: StoredFile) -> tuple[int, str]:
     """Size and SHA-256 (hex) of an S3 object: the checksum S3 stored with
     it when there is a full-object one, else the bytes read back."""
+    # The key django-storages writes the name under comes from its private
+    # _normalize_name (through s3.object_key, which says why and for which
+    # versions); the client is the storage's own boto3 client.
     client = s3.client(s3_storage)
     key = s3.object_key(s3_storage, row.name)
     bucket = s3_storage.bucket_name
