@@ -608,7 +608,7 @@ class QueuedStorage(Storage):
         name = canonical(name)
         if _WRITE_FLAGS & set(mode):
             return self._open_for_writing(name, mode)
-        if is_local_fs(self.local) and ledger.status(self.key, name) != Status.REMOTE:
+        if is_local_fs(self.local, reading=True) and ledger.status(self.key, name) != Status.REMOTE:
             if ledger.status(self.key, name) in GONE_STATES:
                 raise FileNotFoundError(f"{name!r} has been deleted.")
             try:
