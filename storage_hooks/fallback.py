@@ -2,7 +2,7 @@
 
 The classic use is a development site that reads the production bucket and
 writes to its own disk: ``FallbackStorage(["local", "production"],
-read_only=["production"])``. See ``docs/sections/fallback.rst``.
+read_only=["production"])``. See ``docs/fallback.rst``.
 """
 
 from __future__ import annotations

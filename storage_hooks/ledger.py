@@ -273,7 +273,12 @@ def begin_delete(key: str, name: str) -> StoredFile | None:
         return rows(key).filter(name=name).first()
     if row is None or row.status == Status.DELETING:
         return None
-    rows(key).filter(pk=row.pk).update(status=Status.DELETING, updated_at=timezone.now())
+    # A DELETING row must still say whether the remote copy is ours to
+    # remove, for the delete that `retry` finishes after an interruption.
+    ours = row.status == Status.REMOTE or row.remote_write_started
+    rows(key).filter(pk=row.pk).update(
+        status=Status.DELETING, remote_write_started=ours, updated_at=timezone.now()
+    )
     _publish(key, name, Status.DELETING)
     return row
 

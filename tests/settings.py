@@ -38,5 +38,4 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if find_spec("celery"):
     from celery import Celery
 
-    celery_app = Celery("storage_hooks_tests", set_as_current=True)
-    celery_app.conf.broker_url = "memory://"
+    celery_app = Celery("storage_hooks_tests", set_as_current=True, broker="memory://")
