@@ -1,9 +1,10 @@
 # Two commands do all the set-up on a fresh clone:
 #   make demo   the example gallery, end to end (SQLite, moto S3, Celery on a
 #               file-system broker): http://127.0.0.1:8000/
-#   make test   lint, types and the whole test suite on every supported
-#               Python/Django pair (tox), with real Redis, PostgreSQL,
-#               Celery workers, moto's S3 server and headless Chromium.
+#   make test   lint, types, the documentation and the whole test suite on
+#               every supported Python/Django pair (tox), with real Redis,
+#               PostgreSQL, Celery workers, moto's S3 server and headless
+#               Chromium.
 # Everything is installed into .venv (and .tox) by these targets.
 
 # The interpreters tox needs (Django 5.2 on 3.10 and 3.11, Django 6 on 3.12
@@ -18,13 +19,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test quick lint bench chromium pythons clean mutate
+.PHONY: demo test quick lint docs bench chromium pythons clean mutate
 
 $(STAMP): pyproject.toml
 	@command -v python3.12 >/dev/null || { echo "python3.12 is needed (e.g. pyenv install 3.12)"; exit 1; }
 	test -x $(PY) || python3.12 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[all]' --group test --group lint tox
+	$(PY) -m pip install -q -e '.[all]' --group test --group lint --group docs tox
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -53,8 +54,12 @@ lint: $(STAMP)
 mutate: $(STAMP)
 	$(PY) mutation/run.py $(MODULES)
 
+# The documentation site, warnings as errors: docs/_build/html/index.html
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache docs/_build

@@ -1,7 +1,8 @@
 """storage_hooks: Django storage with a queue behind it.
 
 Save to a local storage at once; a background worker transfers each file
-to a remote storage (S3 and friends). See README.rst.
+to a remote storage (S3 and friends). The documentation is in docs/ (a
+Sphinx site: ``make docs``).
 """
 
 from __future__ import annotations

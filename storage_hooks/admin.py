@@ -30,6 +30,7 @@ from django.utils.functional import cached_property
 from django.utils.text import Truncator
 
 from .exceptions import UnknownStorageKey
+from .management.text import n
 from .models import StoredFile
 from .ops.common import estimate, is_postgresql, ledger_keys, process_storages
 from .ops.purge import purge_rejected
@@ -101,7 +102,7 @@ class StoredFileAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     fieldsets = (
         (None, {"fields": ("storage_key", "name", "status", "failure", "last_error")}),
-        ("File", {"fields": ("size", "checksum", "host", "remote_etag", "preprocessed")}),
+        ("File", {"fields": ("file_size", "checksum", "host", "remote_etag", "preprocessed")}),
         ("Derivative", {"fields": ("derived_from", "variant")}),
         ("History", {"fields": ("attempts", "created_at", "updated_at", "transferred_at")}),
     )
@@ -111,7 +112,7 @@ class StoredFileAdmin(admin.ModelAdmin):
         "status",
         "failure",
         "last_error",
-        "size",
+        "file_size",
         "checksum",
         "host",
         "remote_etag",
@@ -187,14 +188,12 @@ class StoredFileAdmin(admin.ModelAdmin):
         report = purge_rejected(rows=queryset)
         deleted = len(report.deleted)
         if deleted:
-            self.message_user(
-                request, f"Deleted {deleted} rejected file{_s(deleted)}.", messages.SUCCESS
-            )
+            self.message_user(request, f"Deleted {n(deleted, 'rejected file')}.", messages.SUCCESS)
         skipped = selected - deleted - len(report.errors) - sum(report.unknown.values())
         if skipped:
             self.message_user(
                 request,
-                f"Skipped {skipped} file{_s(skipped)}: this action deletes rejected files only "
+                f"Skipped {n(skipped, 'file')}: this action deletes rejected files only "
                 "(failed, failure 'rejected').",
                 messages.WARNING,
             )
@@ -206,7 +205,7 @@ class StoredFileAdmin(admin.ModelAdmin):
             count = sum(report.unknown.values())
             self.message_user(
                 request,
-                f"Could not delete {count} file{_s(count)}: no storage with the key "
+                f"Could not delete {n(count, 'file')}: no storage with the key "
                 f"{', '.join(map(repr, report.unknown))} exists in the web process.",
                 messages.ERROR,
             )
@@ -233,27 +232,23 @@ class StoredFileAdmin(admin.ModelAdmin):
             storage.transfer(row.name)
             queued += 1
         if queued:
-            self.message_user(request, f"Queued {queued} transfer{_s(queued)}.", messages.SUCCESS)
+            self.message_user(request, f"Queued {n(queued, 'transfer')}.", messages.SUCCESS)
         skipped = selected - len(eligible)
         if skipped:
             self.message_user(
                 request,
-                f"Skipped {skipped} file{_s(skipped)}: this action queues {wanted} files only.",
+                f"Skipped {n(skipped, 'file')}: this action queues {wanted} files only.",
                 messages.WARNING,
             )
         if unknown:
             self.message_user(
                 request,
-                f"Could not queue {sum(unknown.values())} file{_s(sum(unknown.values()))}: no "
+                f"Could not queue {n(sum(unknown.values()), 'file')}: no "
                 f"storage with the key {', '.join(map(repr, sorted(unknown)))} exists in the web "
                 "process. Define it in settings.STORAGES, or give it that key= where it is built "
                 "in a module the web process imports (such as models.py).",
                 messages.ERROR,
             )
-
-
-def _s(count: int) -> str:
-    return "" if count == 1 else "s"
 
 
 # Django's admin imports this module when it is installed; registering only

@@ -9,10 +9,13 @@ from typing import Any
 
 from django.core.files.storage import Storage
 
-_ExceptionGroup: Any = getattr(builtins, "ExceptionGroup", None)
+# "No such file", from any backend (botocore's ClientError codes included):
+# one definition for the whole package.
+from .s3 import is_missing
 
-#: Codes of S3-like services (botocore's ClientError) that mean "no such file".
-_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+__all__ = ["Attempts", "Backend", "NoBackendHasMethod", "ReadOnlyBackendError", "is_missing"]
+
+_ExceptionGroup: Any = getattr(builtins, "ExceptionGroup", None)
 
 
 class NoBackendHasMethod(AttributeError, NotImplementedError):
@@ -35,18 +38,6 @@ class Backend:
 
     def __str__(self) -> str:
         return f"backend #{self.index} {self.label}"
-
-
-def is_missing(exc: BaseException) -> bool:
-    """Whether a backend's error means "there is no such file"."""
-    if isinstance(exc, FileNotFoundError):
-        return True
-    response = getattr(exc, "response", None)  # botocore.exceptions.ClientError
-    if isinstance(response, dict):
-        code = str(response.get("Error", {}).get("Code", ""))
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return code in _MISSING_CODES or (status == 404 and code != "NoSuchBucket")
-    return False
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The classic use is a development site that reads the production bucket and
 writes to its own disk: ``FallbackStorage(["local", "production"],
-read_only=["production"])``. See ``docs/sections/fallback.rst``.
+read_only=["production"])``. See ``docs/fallback.rst``.
 """
 
 from __future__ import annotations
@@ -107,6 +107,11 @@ class FallbackStorage(Storage):
         # Rebuild from the constructor's arguments, and each deconstructible
         # backend instance from its own: a copy has the configuration, not
         # the state (locks, connections, the url memory).
+        # Private Django API: @deconstructible stores the arguments as given
+        # in _constructor_args, and deconstruct() returns them with the
+        # backends as given too, but there is no public way to read them
+        # before deconstruct() resolves the class path. Checked against
+        # Django 5.2, 6.0 and 6.1.
         args, kwargs = self._constructor_args  # type: ignore[attr-defined]
         if args:
             args = ([_Remade.wrap(spec) for spec in args[0]], *args[1:])

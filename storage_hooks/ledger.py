@@ -23,7 +23,8 @@ they commit; reads ask the cache first and the database on a miss.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
@@ -60,17 +61,18 @@ def db_alias() -> str:
     return conf.DATABASE or router.db_for_write(model())
 
 
+def objects() -> Any:
+    """Every ledger row, on the ledger's database."""
+    return model().objects.using(db_alias())
+
+
 def rows(key: str) -> Any:
-    return model().objects.using(db_alias()).filter(storage_key=key)
+    """The rows of storage key ``key``."""
+    return objects().filter(storage_key=key)
 
 
 def _publish(key: str, name: str, status: str | None) -> None:
     statecache.publish_on_commit(key, name, status, db_alias())
-
-
-#: The name round 1 gave :func:`statecache.publish_on_commit`.
-def remember_on_commit(key: str, name: str, status: str | None) -> None:
-    _publish(key, name, status)
 
 
 def clear_memory() -> None:
@@ -271,7 +273,12 @@ def begin_delete(key: str, name: str) -> StoredFile | None:
         return rows(key).filter(name=name).first()
     if row is None or row.status == Status.DELETING:
         return None
-    rows(key).filter(pk=row.pk).update(status=Status.DELETING, updated_at=timezone.now())
+    # A DELETING row must still say whether the remote copy is ours to
+    # remove, for the delete that `retry` finishes after an interruption.
+    ours = row.status == Status.REMOTE or row.remote_write_started
+    rows(key).filter(pk=row.pk).update(
+        status=Status.DELETING, remote_write_started=ours, updated_at=timezone.now()
+    )
     _publish(key, name, Status.DELETING)
     return row
 
@@ -286,6 +293,13 @@ def delete(key: str, name: str) -> None:
     """Remove the row of ``name`` outright (tests, repairs)."""
     rows(key).filter(name=name).delete()
     _publish(key, name, None)
+
+
+def deleting_since(before: datetime, keys: Iterable[str] | None = None) -> Any:
+    """The DELETING rows unchanged since ``before``: deletes interrupted
+    after their commit (the process died before the files were removed)."""
+    query = objects().filter(status=Status.DELETING, updated_at__lte=before)
+    return query.filter(storage_key__in=list(keys)) if keys is not None else query
 
 
 def still_exists(row: StoredFile) -> bool:
@@ -397,3 +411,114 @@ def mark_remote(row: StoredFile, etag: str = "") -> bool:
 def mark_failed(row: StoredFile, error: str, *, final: bool, kind: str = "error") -> bool:
     status = Status.FAILED if final else Status.QUEUED
     return _finish(row, status=status, last_error=error[:4000], failure=kind[:32])
+
+
+# -- operations on many rows (retry, verify, sync, rekey) -------------------
+
+
+def requeue_many(
+    found: Iterable[tuple[int, str, str]],
+    *,
+    was: Collection[str],
+    reset_attempts: bool,
+    stamp: datetime | None = None,
+) -> int:
+    """Mark the rows ``(pk, key, name)`` QUEUED in one UPDATE, where their
+    status is still one of ``was``; attempts reset with ``reset_attempts``.
+    Call it inside a transaction that locked the rows. The cache learns the
+    change on commit in one round trip. Returns the number changed."""
+    found = list(found)
+    if not found:
+        return 0
+    changes: dict[str, Any] = {"status": Status.QUEUED, "updated_at": stamp or timezone.now()}
+    if reset_attempts:
+        changes["attempts"] = 0
+        changes["failure"] = ""
+    pks = [pk for pk, _, _ in found]
+    changed = objects().filter(pk__in=pks, status__in=list(was)).update(**changes)
+    statecache.publish_many_on_commit(
+        ((key, name, Status.QUEUED) for _, key, name in found), db_alias()
+    )
+    return int(changed)
+
+
+def mark_lost(key: str, pk: int, name: str, reason: str) -> bool:
+    """A REMOTE file whose remote copy is missing and that has no local copy:
+    LOST (reads treat it as gone). False if the row changed meanwhile."""
+    changed = (
+        objects()
+        .filter(pk=pk, status=Status.REMOTE)
+        .update(
+            status=Status.LOST,
+            failure="missing",
+            last_error=reason[:4000],
+            updated_at=timezone.now(),
+        )
+    )
+    if changed:
+        _publish(key, name, Status.LOST)
+    return bool(changed)
+
+
+def requeue_remote(key: str, pk: int, name: str) -> bool:
+    """Queue a REMOTE (or LOST) file again from its local copy: its remote
+    copy is missing or not the one verified. False if the row changed."""
+    changed = (
+        objects()
+        .filter(pk=pk, status__in=(Status.REMOTE, Status.LOST))
+        .update(
+            status=Status.QUEUED,
+            attempts=0,
+            last_error="",
+            failure="",
+            transferred_at=None,
+            updated_at=timezone.now(),
+            # What is on the remote now is not the copy we verified: the
+            # transfer must not take it for an unfinished write of ours.
+            remote_write_started=False,
+        )
+    )
+    if changed:
+        _publish(key, name, Status.QUEUED)
+    return bool(changed)
+
+
+def insert_many(found: list[StoredFile]) -> list[StoredFile]:
+    """Insert the unsaved rows ``found`` (one query when nothing races with
+    this), inside the caller's transaction; the cache learns them on commit.
+    Rows whose name was recorded meanwhile (a concurrent save) are dropped:
+    the inserted ones are returned."""
+    using = db_alias()
+    created: list[StoredFile] = []
+    try:
+        with transaction.atomic(using=using):
+            objects().bulk_create(found)
+        created = found
+    except IntegrityError:
+        for row in found:
+            try:
+                with transaction.atomic(using=using):
+                    row.save(using=using, force_insert=True)
+            except IntegrityError:
+                continue
+            created.append(row)
+    statecache.publish_many_on_commit(
+        ((row.storage_key, row.name, row.status) for row in created), using
+    )
+    return created
+
+
+def rekey(old: str, new: str) -> int:
+    """Move every row of storage key ``old`` to ``new`` (one UPDATE). The
+    caller checked that no name is in both. The cache learns the moved
+    names under both keys on commit."""
+    using = db_alias()
+    moved = rows(old).values_list("name", "status")
+    batch: list[tuple[str, str, str | None]] = []
+    for name, state in moved.iterator(chunk_size=2000):
+        batch += [(old, name, None), (new, name, state)]
+        if len(batch) >= 4000:
+            statecache.publish_many_on_commit(batch, using)
+            batch = []
+    statecache.publish_many_on_commit(batch, using)
+    return int(rows(old).update(storage_key=new))

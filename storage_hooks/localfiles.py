@@ -65,17 +65,24 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXE
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-_OWN = ("_save", "_open", "delete", "exists", "path")
+#: The file operations a FileSystemStorage subclass may make its own (an
+#: encrypting storage's _save and _open, a logging one's _open, ...).
+_WRITING = ("_save", "delete", "path")
+_READING = ("_open", "path")
 
 
-def is_local_fs(storage: Storage) -> bool:
-    """Whether the safe file operations of this module apply to ``storage``:
-    a ``FileSystemStorage`` (or a subclass that keeps its file operations; a
-    subclass with its own, e.g. one that encrypts, is used through them)."""
+def is_local_fs(storage: Storage, *, reading: bool = False) -> bool:
+    """Whether this module's operations may stand for ``storage``'s own: a
+    ``FileSystemStorage``, or a subclass that keeps its file operations for
+    writing (or, with ``reading``, for reading). A subclass with operations
+    of its own is used through them."""
     if not isinstance(storage, FileSystemStorage):
         return False
     cls = type(storage)
-    return all(getattr(cls, op) is getattr(FileSystemStorage, op) for op in _OWN)
+    return all(
+        getattr(cls, op) is getattr(FileSystemStorage, op)
+        for op in (_READING if reading else _WRITING)
+    )
 
 
 def _root(storage: Storage) -> str:
@@ -308,7 +315,7 @@ def open_for_reading(storage: Storage, name: str) -> IO[bytes]:
     """Open the local file ``name`` for reading; what is opened is checked to
     be inside the root (a symlink inside the root is followed)."""
     name = canonical(name)
-    if not is_local_fs(storage):
+    if not is_local_fs(storage, reading=True):
         check_inside_root(storage, name)
         return storage.open(name, "rb")
     with _directory(storage, name, create=False) as (dir_fd, base):
@@ -371,7 +378,7 @@ def sha256_of(storage: Storage, name: str) -> str:
 
 def open_binary(storage: Storage, name: str) -> IO[bytes]:
     """Open ``name`` of ``storage`` for reading, never outside its root."""
-    if is_local_fs(storage):
+    if is_local_fs(storage, reading=True):
         return open_for_reading(storage, name)
     check_inside_root(storage, name)
     return storage.open(name, "rb")

@@ -184,6 +184,38 @@ def publish_on_commit(key: str, name: str, status: str | None, using: str) -> No
     transaction.on_commit(publish, using=using)
 
 
+def publish_many_on_commit(
+    key_name_status_items: Iterable[tuple[str, str, str | None]], using: str
+) -> None:
+    """:func:`publish_on_commit` for many names: one ``set_many`` per
+    timeout once the transaction commits (one round trip for a chunk of
+    re-queued files), errors tolerated as every cache call's."""
+    items = [(key, name, status or UNKNOWN) for key, name, status in key_name_status_items]
+    if not items:
+        return
+    in_transaction = not transaction.get_autocommit(using)
+    for key, name, _ in items:
+        memorize(key, name, None)
+        if in_transaction:
+            _changed(using).add((key, name))
+
+    def publish() -> None:
+        changed = _changed(using)
+        by_timeout: dict[int | None, dict[str, str]] = {}
+        for key, name, value in items:
+            changed.discard((key, name))
+            memorize(key, name, value)
+            by_timeout.setdefault(timeout(value), {})[cache_key(key, name)] = value
+        for seconds, values in by_timeout.items():
+            _set_many(values, seconds)
+
+    transaction.on_commit(publish, using=using)
+
+
+def _set_many(values: dict[str, str], seconds: int | None) -> None:
+    _safely("set_many", lambda: _cache().set_many(values, seconds), None)
+
+
 def publish_now(key: str, name: str, status: str | None) -> None:
     value = status or UNKNOWN
     memorize(key, name, value)

@@ -35,7 +35,7 @@ from . import (
     s3,
     signals,
 )
-from .conf import hostname
+from .conf import conf, hostname
 from .exceptions import FileDeleted
 from .hooks import resolve_hook
 from .localfiles import HashingFile, is_local_fs
@@ -481,13 +481,17 @@ class QueuedStorage(Storage):
         queues it again.
         """
         signals.send(signals.transfer_queued, self, name=name)
+        runner = get_runner()
         try:
-            get_runner().enqueue(self.key, name, host=host or hostname(), countdown=countdown)
+            runner.enqueue(self.key, name, host=host or hostname(), countdown=countdown)
         except Exception:
             signals.logger.exception(
-                "Could not queue the transfer of %r; it stays QUEUED in the ledger and "
-                "'manage.py storage_hooks retry' will queue it again.",
+                "Could not queue the transfer of %r through %s; it stays QUEUED in the ledger. "
+                "'manage.py storage_hooks retry --stuck-after 0' queues it now; a periodic "
+                "'retry' does after STUCK_AFTER (%ss).",
                 name,
+                runner.describe(),
+                conf.STUCK_AFTER,
             )
 
     def transfer(self, name: str) -> None:
@@ -608,7 +612,7 @@ class QueuedStorage(Storage):
         name = canonical(name)
         if _WRITE_FLAGS & set(mode):
             return self._open_for_writing(name, mode)
-        if is_local_fs(self.local) and ledger.status(self.key, name) != Status.REMOTE:
+        if is_local_fs(self.local, reading=True) and ledger.status(self.key, name) != Status.REMOTE:
             if ledger.status(self.key, name) in GONE_STATES:
                 raise FileNotFoundError(f"{name!r} has been deleted.")
             try:

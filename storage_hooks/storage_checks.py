@@ -10,11 +10,11 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
-from django.core.files.storage import FileSystemStorage, storages
+from django.core.files.storage import storages
 
 from . import registry
 from .credentials import credential_options
-from .project import unsafe_root
+from .project import HOW_TO_FIX, local_root, unsafe_root
 
 Messages = list[checks.CheckMessage]
 
@@ -135,8 +135,10 @@ def _check_credentials(storage: Any) -> Messages:
         {k: v for k, v in kwargs.items() if k != "key"}
     )
     # ...and what the storage was given (storage_hooks leaves credentials
-    # out of migrations and pickles). Django's @deconstructible keeps the
-    # arguments as given in _constructor_args (Django 5.2 and 6.x).
+    # out of migrations and pickles). Private Django API: @deconstructible
+    # keeps the arguments as given in _constructor_args, the one place the
+    # dropped ones are still known (read with a default, so a change in
+    # Django only loses this warning). Checked against Django 5.2, 6.0, 6.1.
     given_args, given_kwargs = getattr(storage, "_constructor_args", ((), {}))
     given = credential_options(list(given_args), "args") + credential_options(
         {k: v for k, v in given_kwargs.items() if k != "key"}
@@ -170,19 +172,16 @@ def _check_credentials(storage: Any) -> Messages:
 
 
 def _check_local_root(storage: Any) -> Messages:
-    local = storage.local
-    if not isinstance(local, FileSystemStorage):
-        return []
-    reason = unsafe_root(local.location)
+    root = local_root(storage)
+    reason = None if root is None else unsafe_root(root)
     if reason is None:
         return []
     return [
         error(
             f"The local storage of the QueuedStorage {storage.key!r} keeps its files in "
-            f"{local.location}, which is {reason}: uploads would be written among the "
+            f"{root}, which is {reason}: uploads would be written among the "
             "project's files, and 'storage_hooks sync' would take those for uploads.",
             15,
-            hint="Give the local storage a directory of its own, e.g. OPTIONS {'location': "
-            "BASE_DIR / 'media'}, or set MEDIA_ROOT.",
+            hint=HOW_TO_FIX,
         )
     ]

@@ -171,7 +171,16 @@ def describe(storage: QueuedStorage, exc: BaseException) -> str:
     """The text recorded in the ledger for ``exc`` (staff only): local root
     paths made relative, credentials and signatures taken out of URLs."""
     roots = [location] if (location := getattr(storage.local, "location", None)) else []
-    return redact(f"{type(exc).__name__}: {exc}", roots=roots)
+    text = f"{type(exc).__name__}: {exc}"
+    remote_s3 = s3.as_s3(storage.remote)
+    if remote_s3 is not None and s3.error_code(exc) == "NoSuchBucket":
+        endpoint = getattr(remote_s3, "endpoint_url", None) or "the default AWS endpoint"
+        text += (
+            f" -- The bucket {remote_s3.bucket_name!r} does not exist at {endpoint}: create it "
+            "(see 'The bucket' in the getting-started docs), or fix bucket_name; the transfer "
+            "is retried, and `manage.py storage_hooks retry` starts a failed one again."
+        )
+    return redact(text, roots=roots)
 
 
 # -- copying -----------------------------------------------------------------
@@ -195,15 +204,6 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
     """Stream the local copy to the remote under the same name, never over
     a file this library did not write, and prove the copy."""
     name, remote = row.name, storage.remote
-    try:
-        source = open_for_reading(storage.local, name)
-    except FileNotFoundError:
-        raise LocalFileMissing(
-            f"The local copy of {name!r} is gone, so it cannot be transferred. Restore it "
-            "and run storage.transfer(name), or delete the file through the storage."
-        ) from None
-    except SuspiciousFileOperation as exc:
-        raise FinalTransferError(str(exc)) from None
     remote_s3 = s3.as_s3(remote)
     exclusive = remote_s3 is not None and s3.conditional_writes(remote)
     validated = False
@@ -213,6 +213,15 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
         validated = capabilities.validates_checksums
     else:
         skip_check = exclusive and conf.CONDITIONAL_WRITES == "only"
+    try:
+        source = open_for_reading(storage.local, name)
+    except FileNotFoundError:
+        raise LocalFileMissing(
+            f"The local copy of {name!r} is gone, so it cannot be transferred. Restore it "
+            "and run storage.transfer(name), or delete the file through the storage."
+        ) from None
+    except SuspiciousFileOperation as exc:
+        raise FinalTransferError(str(exc)) from None
     with source:
         if (row.remote_write_started or not skip_check) and remote.exists(name):
             if _same_file(storage, row):

@@ -31,3 +31,11 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 MEDIA_ROOT = tempfile.mkdtemp(prefix="storage_hooks_media_")
 STORAGE_HOOKS = {"RUNNER": "immediate"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# As a project does (proj/celery.py imported by proj/__init__.py): a Celery
+# app of its own, current in every process that loads these settings. Its
+# broker is in memory; tests that need a real one make their own app.
+if find_spec("celery"):
+    from celery import Celery
+
+    celery_app = Celery("storage_hooks_tests", set_as_current=True, broker="memory://")

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from django.contrib.admin import AdminSite
+from django.contrib.admin.helpers import AdminReadonlyField
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
@@ -258,3 +260,18 @@ def test_deleting_rejected_files_takes_the_delete_permission(
     request.user = staff
     assert not model_admin.has_purge_permission(request)
     assert "delete_rejected" not in model_admin.get_actions(request)
+
+
+def test_the_detail_page_shows_the_size_as_the_list_does(
+    model_admin: StoredFileAdmin, request_: HttpRequest, fs_storage: QueuedStorage
+) -> None:
+    name = fs_storage.save("kb.bin", ContentFile(b"x" * 2048))
+    row = StoredFile.objects.get(storage_key=fs_storage.key, name=name)
+    fields = flatten_fieldsets(model_admin.get_fieldsets(request_, row))
+    assert "file_size" in fields
+    assert "size" not in fields
+    form = model_admin.get_form(request_, row)(instance=row)
+    shown = AdminReadonlyField(form, "file_size", is_first=False, model_admin=model_admin)
+    assert shown.field["label"] == "size"
+    assert shown.contents() == "2.0\xa0KB"
+    assert model_admin.file_size(row) == shown.contents()  # the list's column

@@ -398,9 +398,10 @@ def test_retry_costs_a_few_queries_per_chunk_not_per_file(
     RecordingRunner.calls.clear()
     with (
         override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.RecordingRunner"}),
-        # 5 counts; per chunk: select, update, transaction; a last select
-        # (and its transaction) for each of the 3 states.
-        django_assert_max_num_queries(5 + 4 * chunks + 3 * 3),
+        # 6 counts; per chunk: select, update, transaction; a last select
+        # (and its transaction) for each of the 3 states; the search for
+        # interrupted deletes.
+        django_assert_max_num_queries(6 + 4 * chunks + 3 * 3 + 1),
     ):
         report = maintenance.retry_stuck()
     assert len(report.requeued) == len(RecordingRunner.calls) == count
@@ -810,3 +811,85 @@ def test_verify_and_sync_remote_on_s3(s3_endpoint, s3_bucket, local_dir):
     assert storage.save("docs/two.txt", ContentFile(b"mine")) != "docs/two.txt"
     with storage.open("docs/two.txt") as fh:
         assert fh.read() == b"written by another app"
+
+
+def test_retry_publishes_each_chunk_to_the_cache_in_one_round_trip(fs_storage, monkeypatch):
+    from storage_hooks import statecache
+
+    from .test_statecache import CountingCache
+
+    count = maintenance.CHUNK + 20
+    StoredFile.objects.bulk_create(
+        StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=Status.FAILED)
+        for i in range(count)
+    )
+    counting = CountingCache(statecache._cache())
+    monkeypatch.setattr(statecache, "_cache", lambda: counting)
+    with override_settings(STORAGE_HOOKS={"RUNNER": "tests.test_commands.LosingRunner"}):
+        report = maintenance.retry_stuck()
+    assert len(report.requeued) == count
+    assert counting.calls == {"set_many": 2}  # one per chunk, none per file
+    assert fs_storage.status("f3") == Status.QUEUED
+
+
+class FailingDeletes(FileSystemStorage):
+    """A remote whose delete() fails (a permission problem, an outage)."""
+
+    fail = True
+
+    def delete(self, name: str) -> None:
+        if self.fail:
+            raise PermissionError(f"cannot delete {name}")
+        super().delete(name)
+
+
+@pytest.fixture
+def interrupted_delete(local_dir, remote_dir):
+    """A transferred file whose delete failed at the remote: its row stays
+    DELETING, both copies are still there."""
+    remote = FailingDeletes(location=remote_dir)
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("del")
+    )
+    name = storage.save("stuck.txt", ContentFile(b"data"))
+    with pytest.raises(PermissionError):
+        storage.delete(name)
+    assert row(storage, name).status == Status.DELETING
+    assert (remote_dir / name).exists()
+    assert (local_dir / name).exists()
+    return storage, remote, name
+
+
+def test_retry_finishes_an_interrupted_delete(interrupted_delete, local_dir, remote_dir):
+    storage, remote, name = interrupted_delete
+    remote.fail = False
+    # Not yet: the row changed less than --stuck-after ago.
+    early = run("retry", "--storage", storage.key, "--json").json()
+    assert early["deleted"] == []
+    assert row(storage, name).status == Status.DELETING
+
+    result = run("retry", "--stuck-after", "0", "--storage", storage.key, "-v", "2")
+
+    assert result.code == 0
+    assert "Finished 1 interrupted delete." in result.out
+    assert f"{storage.key}: {name} (deleted)" in result.out
+    assert not StoredFile.objects.filter(storage_key=storage.key).exists()
+    assert not (remote_dir / name).exists()
+    assert not (local_dir / name).exists()
+    assert storage.status(name) is None
+
+
+def test_retry_reports_an_interrupted_delete_that_fails_again(interrupted_delete):
+    storage, _remote, name = interrupted_delete
+
+    result = run("retry", "--stuck-after", "0", "--storage", storage.key, "--json")
+
+    assert result.code == 1
+    doc = result.json()
+    assert doc["ok"] is False
+    assert doc["deleted"] == []
+    assert doc["delete_errors"] == [
+        {"key": storage.key, "name": name, "error": f"PermissionError: cannot delete {name}"}
+    ]
+    assert "Could not finish 1 interrupted delete" in result.err
+    assert row(storage, name).status == Status.DELETING  # the next run tries again

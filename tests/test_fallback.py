@@ -451,7 +451,7 @@ def test_development_site_reads_production_and_writes_locally(
     settings: Any, tmp_path: Path, production: tuple[Storage, str], s3_endpoint: str
 ):
     _, bucket = production
-    settings.STORAGES = {  # as in the recipe of docs/sections/fallback.rst
+    settings.STORAGES = {  # as in the recipe of docs/fallback.rst
         **settings.STORAGES,
         "default": {
             "BACKEND": "storage_hooks.fallback.FallbackStorage",

@@ -10,7 +10,7 @@ import pytest
 from django.core.files.storage import FileSystemStorage, InMemoryStorage
 
 from storage_hooks.models import StoredFile
-from storage_hooks.ops.safety import is_project_file, project_root_problem
+from storage_hooks.project import is_project_file, project_root_problem
 from storage_hooks.storage import QueuedStorage
 
 from .conftest import unique_key
@@ -46,7 +46,7 @@ def test_a_parent_of_base_dir_is_refused_a_media_folder_inside_is_fine(
     (tmp_path / "site" / "media").mkdir(parents=True)
     problem = project_root_problem(storage_at(tmp_path, remote_dir))
     assert problem
-    assert "contains settings.BASE_DIR" in problem
+    assert "is a parent of settings.BASE_DIR" in problem
     assert project_root_problem(storage_at(tmp_path / "site", remote_dir))
     assert project_root_problem(storage_at(tmp_path / "site" / "media", remote_dir)) is None
 
@@ -55,9 +55,9 @@ def test_the_settings_package_and_manage_py_are_refused(tmp_path: Path, remote_d
     # tests.settings is the settings module: its package is the tests folder.
     problem = project_root_problem(storage_at(TESTS, remote_dir))
     assert problem
-    assert "settings package of tests.settings" in problem
+    assert "the package of the settings module tests.settings" in problem
     (tmp_path / "manage.py").write_text("# a project\n")
-    assert "contains manage.py" in (project_root_problem(storage_at(tmp_path, remote_dir)) or "")
+    assert "it holds manage.py" in (project_root_problem(storage_at(tmp_path, remote_dir)) or "")
 
 
 def test_storages_off_the_file_system_are_fine() -> None:

@@ -255,3 +255,52 @@ def test_tasks_check_names_the_missing_queue() -> None:
             "RUNNER is 'tasks' but the default Tasks backend does not allow the queue "
             "'storage_hooks': add it to TASKS['default']['QUEUES']."
         ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_broker_is_named_with_the_way_to_queue_again(
+    fs_storage: QueuedStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    from celery import Celery
+
+    from tests import services
+
+    port = services.free_port()
+    app = Celery("unreachable", set_as_current=False)
+    app.conf.broker_url = f"redis://:hunter2@127.0.0.1:{port}/0"
+    app.conf.broker_connection_retry = False
+    app.conf.broker_connection_max_retries = 0
+    app.conf.task_publish_retry = False
+    from celery import _state
+
+    before = _state.get_current_app()
+    app.set_current()
+    try:
+        with override_settings(STORAGE_HOOKS={"RUNNER": "celery"}):
+            name = fs_storage.save("a.txt", ContentFile(b"x"))
+    finally:
+        _state._set_current_app(before)
+        app.close()
+    assert fs_storage.status(name) == Status.QUEUED
+    assert f"127.0.0.1:{port}" in caplog.text
+    assert "hunter2" not in caplog.text
+    assert "retry --stuck-after 0' queues it now" in caplog.text
+
+
+def test_no_celery_app_is_a_check_error(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery import _state
+    from django.core.checks import run_checks
+
+    settings.STORAGE_HOOKS = {"RUNNER": "celery"}
+    before = _state.get_current_app()
+    # As in a project whose __init__ imports no app: Celery falls back to
+    # an app of its own (celery._state, Celery 5.4-5.7).
+    monkeypatch.setattr(_state, "default_app", None)
+    _state._set_current_app(None)
+    try:
+        errors = [e for e in run_checks() if e.id == "storage_hooks.E002"]
+    finally:
+        _state._set_current_app(before)
+    assert len(errors) == 1
+    assert "this process has no Celery app" in errors[0].msg
+    assert "proj/__init__.py" in errors[0].msg

@@ -346,3 +346,18 @@ def test_the_condition_follows_the_storages_location(
         name = storage.save("race.txt", ContentFile(b"ours"))
     assert storage.status(name) == Status.FAILED
     assert remote_bytes(s3_endpoint, s3_bucket, "media/race.txt") == b"theirs"
+
+
+def test_a_missing_bucket_is_named_with_its_fix(
+    local_dir: Path, s3_endpoint: str, immediate: Setter
+) -> None:
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=make_s3(s3_endpoint, "no-such-bucket-here"),
+        key=unique_key("nb"),
+    )
+    immediate(RETRIES=0)
+    name = storage.save("a.txt", ContentFile(b"x"))
+    error = row(storage, name).last_error
+    assert "The bucket 'no-such-bucket-here' does not exist at http://127.0.0.1:" in error
+    assert "create it" in error

@@ -70,3 +70,66 @@ def test_a_flushed_cache_changes_no_answer(fs_storage: QueuedStorage, local_dir:
 
     ledger.clear_memory()
     assert fs_storage.status(name) == before == Status.REMOTE
+
+
+class CountingCache:
+    """The real cache, with its calls counted by method."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, method: str) -> Any:
+        found = getattr(self.cache, method)
+        if not callable(found):
+            return found
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[method] = self.calls.get(method, 0) + 1
+            return found(*args, **kwargs)
+
+        return counted
+
+
+@pytest.fixture
+def counting_cache(monkeypatch: pytest.MonkeyPatch) -> CountingCache:
+    counting = CountingCache(statecache._cache())
+    monkeypatch.setattr(statecache, "_cache", lambda: counting)
+    return counting
+
+
+def test_publish_many_on_commit_is_one_set_many_after_commit(
+    counting_cache: CountingCache,
+) -> None:
+    items = [("k", f"n{i}", str(Status.QUEUED)) for i in range(50)] + [("k", "gone", None)]
+    with transaction.atomic():
+        statecache.publish_many_on_commit(items, "default")
+        assert counting_cache.calls == {}  # nothing before the commit
+        assert statecache.changed_here("k", "n7", "default")  # reads here skip the cache
+    # QUEUED and UNKNOWN share a timeout: one round trip.
+    assert counting_cache.calls == {"set_many": 1}
+    assert statecache.get("k", "n7") == Status.QUEUED
+    assert statecache.get("k", "gone") == statecache.UNKNOWN
+    assert not statecache.changed_here("k", "n7", "default")
+
+
+def test_publish_many_on_commit_publishes_nothing_on_rollback(
+    counting_cache: CountingCache,
+) -> None:
+    def publish_then_fail() -> None:
+        with transaction.atomic():
+            statecache.publish_many_on_commit([("k", "rolled", str(Status.QUEUED))], "default")
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        publish_then_fail()
+    assert counting_cache.calls == {}
+    assert statecache.get("k", "rolled") is None
+
+
+def test_publish_many_on_commit_tolerates_a_cache_server_down(
+    cache_down: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="storage_hooks"), transaction.atomic():
+        statecache.publish_many_on_commit([("k", "a", str(Status.QUEUED))], "default")
+    assert "set_many" in caplog.text

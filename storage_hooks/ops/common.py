@@ -36,7 +36,7 @@ Tick = Callable[[int], Any]
 
 def objects() -> QuerySet[StoredFile]:
     """Every ledger row, on the ledger's database."""
-    return ledger.model().objects.using(ledger.db_alias())
+    return ledger.objects()
 
 
 def chunks(queryset: QuerySet[StoredFile], size: int = CHUNK) -> Iterator[list[StoredFile]]:

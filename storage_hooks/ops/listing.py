@@ -17,6 +17,7 @@ from django.core.files.storage import Storage
 from django.db.models import F
 from django.db.models.functions import Collate
 
+from .. import s3
 from ..status import Status
 from .common import is_postgresql, objects
 
@@ -64,29 +65,22 @@ def walk(storage: Storage, top: str = "") -> Iterator[str]:
     yield from visit(top)
 
 
-def as_s3(storage: Storage) -> Any:
-    """The storage if it is django-storages' S3Storage, else None."""
-    try:
-        from storages.backends.s3 import S3Storage
-    except ImportError:  # django-storages is optional
-        return None
-    return storage if isinstance(storage, S3Storage) else None
-
-
 def sized_listing(storage: Storage) -> Iterator[tuple[str, int | None]]:
     """``(name, size)`` of every file, sorted; the size is None where the
     listing does not tell it. An S3 bucket is listed flat, with sizes, one
     ListObjectsV2 request per thousand objects."""
-    s3 = as_s3(storage)
-    if s3 is None:
+    remote_s3 = s3.as_s3(storage)
+    if remote_s3 is None:
         for name in walk(storage):
             yield name, None
         return
-    location = str(s3.location or "").strip("/")
+    # S3Storage.location is a documented option (django-storages 1.14.6);
+    # the names it lists are relative to it, as listdir()'s are.
+    location = str(remote_s3.location or "").strip("/")
     prefix = f"{location}/" if location else ""
-    paginator = s3.connection.meta.client.get_paginator("list_objects_v2")
+    paginator = s3.client(remote_s3).get_paginator("list_objects_v2")
     for page in paginator.paginate(
-        Bucket=s3.bucket_name, Prefix=prefix, PaginationConfig={"PageSize": 1000}
+        Bucket=remote_s3.bucket_name, Prefix=prefix, PaginationConfig={"PageSize": 1000}
     ):
         for entry in page.get("Contents", ()):
             key = entry["Key"]

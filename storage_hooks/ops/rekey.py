@@ -19,7 +19,6 @@ from .. import ledger
 from ..models import KEY_MAX_LENGTH
 from ..status import Status
 from .common import SCHEMA, objects
-from .rows import rekey
 
 #: Names in both keys listed at most in a report.
 SHOWN = 50
@@ -74,7 +73,7 @@ def rekey_storage(old: str, new: str, *, dry_run: bool = False) -> RekeyReport:
         # on the unique constraint, and nothing moves.
         try:
             with transaction.atomic(using=ledger.db_alias()):
-                rekey(old, new)
+                ledger.rekey(old, new)
         except IntegrityError:
             raise RekeyRefused(
                 f"A file was saved under the key {new!r} with a name of {old!r} while the "

@@ -6,6 +6,11 @@ re-queue (FAILED ones not refused for good, QUEUED and TRANSFERRING ones),
 each chunk of them is
 locked and re-queued with one UPDATE, and each file is then handed to the
 runner once the chunk's transaction commits.
+
+Deletes interrupted after their commit (a row left DELETING, because the
+remote's delete failed or the process died) are finished too, once their
+row has not changed for ``stuck_after`` seconds: each row locked, its files
+removed by ``storage.remove_files(row)`` and the row with them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from .. import ledger
 from ..conf import conf
 from ..status import Status
 from .common import CHUNK, SCHEMA, enqueue_on_commit, objects, process_storages
-from .rows import requeue_many
 
 #: Failures another attempt cannot mend, left alone by ``retry``: a file a
 #: preprocessor refused (``purge --rejected`` deletes them).
@@ -44,13 +48,18 @@ class RetryReport:
     unknown: dict[str, int] = field(default_factory=dict)
     #: LOST files per key: no copy is left to re-queue.
     lost: dict[str, int] = field(default_factory=dict)
+    #: ``{"key", "name"}`` of every interrupted delete finished.
+    deleted: list[dict[str, str]] = field(default_factory=list)
+    #: ``{"key", "name", "error"}`` of interrupted deletes that failed again
+    #: (the row stays DELETING; the next run tries again).
+    delete_errors: list[dict[str, str]] = field(default_factory=list)
     #: Whether FAILED files refused for good (failure "rejected") were left
     #: alone (``purge --rejected`` deletes them).
     rejected_left: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.unknown and not self.lost
+        return not self.unknown and not self.lost and not self.delete_errors
 
     def as_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "command": "retry", "ok": self.ok, **asdict(self)}
@@ -102,7 +111,9 @@ def retry_stuck(stuck_after: float | None = None, keys: Iterable[str] | None = N
     storages = process_storages()
     report = RetryReport(stuck_after=seconds)
     unknown: Counter[str] = Counter()
-    for query, _state in _kinds(base.exclude(storage_key__in=storages), cutoff):
+    elsewhere = base.exclude(storage_key__in=storages)
+    deleting = elsewhere.filter(status=Status.DELETING, updated_at__lte=cutoff)
+    for query in [*(query for query, _ in _kinds(elsewhere, cutoff)), deleting]:
         found = query.order_by("updated_at").values_list("storage_key", flat=True)
         unknown.update(found[:UNKNOWN_CAP])
     report.unknown = dict(sorted(unknown.items()))
@@ -112,7 +123,37 @@ def retry_stuck(stuck_after: float | None = None, keys: Iterable[str] | None = N
         candidates = query.order_by("updated_at").values_list("pk", "storage_key", "name", "host")
         while _requeue_chunk(candidates, state, cutoff, storages, report):
             pass
+    _finish_deletes(ledger.deleting_since(cutoff, list(storages)), wanted, storages, report)
     return report
+
+
+def _finish_deletes(
+    query: Any, wanted: list[str], storages: dict[str, Any], report: RetryReport
+) -> None:
+    """Finish the interrupted deletes of ``query``: each row is locked (rows
+    another process holds are skipped) while ``storage.remove_files(row)``
+    removes its files and then the row; a failure is reported and the row
+    left DELETING for the next run."""
+    if wanted:
+        query = query.filter(storage_key__in=wanted)
+    using = ledger.db_alias()
+    last = 0
+    while pks := list(
+        query.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:CHUNK]
+    ):
+        last = pks[-1]
+        for pk in pks:
+            with transaction.atomic(using=using):
+                row = query.filter(pk=pk).select_for_update(skip_locked=True).first()
+                if row is None:  # finished or held meanwhile
+                    continue
+                entry = {"key": row.storage_key, "name": row.name}
+                try:
+                    storages[row.storage_key].remove_files(row)
+                except Exception as exc:  # reported per file; the others go on
+                    report.delete_errors.append({**entry, "error": f"{type(exc).__name__}: {exc}"})
+                    continue
+                report.deleted.append(entry)
 
 
 def _requeue_chunk(
@@ -135,7 +176,7 @@ def _requeue_chunk(
         if not batch:
             return False
         stamp = max(timezone.now(), cutoff + timedelta(microseconds=1))
-        requeue_many(
+        ledger.requeue_many(
             [(pk, key, name) for pk, key, name, _host in batch],
             was=(state,),
             reset_attempts=state == Status.FAILED,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import Storage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from .. import ledger
@@ -26,10 +26,10 @@ from ..localfiles import (
     check_name,
     digest,
 )
+from ..project import is_project_file, project_root_problem
 from ..status import Status
 from .common import CHUNK, SCHEMA, Tick, enqueue_on_commit
 from .listing import sized_listing, walk
-from .safety import is_project_file, project_root_problem
 
 if TYPE_CHECKING:
     from ..models import StoredFile
@@ -126,27 +126,12 @@ def _unknown(key: str, names: list[str]) -> list[str]:
 
 
 def _insert(storage: QueuedStorage, rows: list[StoredFile]) -> list[StoredFile]:
-    """Insert ``rows`` (one query when nothing races with us), update the
-    cache and queue the QUEUED ones when the transaction commits. Rows whose
-    name was recorded meanwhile (a concurrent save) are dropped."""
-    db = ledger.db_alias()
-    manager = ledger.model().objects.using(db)
-    created: list[StoredFile] = []
-    with transaction.atomic(using=db):
-        try:
-            with transaction.atomic(using=db):
-                manager.bulk_create(rows)
-            created = rows
-        except IntegrityError:
-            for row in rows:
-                try:
-                    with transaction.atomic(using=db):
-                        row.save(using=db, force_insert=True)
-                except IntegrityError:
-                    continue
-                created.append(row)
+    """Insert ``rows`` through the ledger and queue the QUEUED ones when the
+    transaction commits. Rows whose name was recorded meanwhile (a
+    concurrent save) are dropped."""
+    with transaction.atomic(using=ledger.db_alias()):
+        created = ledger.insert_many(rows)
         for row in created:
-            ledger.remember_on_commit(row.storage_key, row.name, row.status)
             if row.status == Status.QUEUED:
                 enqueue_on_commit(storage, row.name, row.host)
     return created

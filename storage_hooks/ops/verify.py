@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.db.models import QuerySet
 
-from .. import ledger
+from .. import ledger, s3
+from ..proof import read_back
 from ..status import Status
 from .common import SCHEMA, Tick, enqueue_on_commit, ledger_keys, objects, process_storages
-from .listing import as_s3, ledger_in_order, sized_listing
-from .rows import mark_lost, requeue_remote
+from .listing import ledger_in_order, sized_listing
 
 if TYPE_CHECKING:
     from ..models import StoredFile
@@ -155,13 +155,13 @@ def _by_listing(storage: QueuedStorage) -> Iterator[tuple[StoredFile, Problem | 
 
 def _by_checksum(storage: QueuedStorage) -> Iterator[tuple[StoredFile, Problem | None]]:
     """Each REMOTE row of ``storage`` with its problem, proven per file."""
-    s3 = as_s3(storage.remote)
+    remote_s3 = s3.as_s3(storage.remote)
     for row in ledger_in_order(storage.key):
         try:
-            if s3 is not None:
-                size, digest = _s3_checksum(s3, row)
+            if remote_s3 is not None:
+                size, digest = _s3_checksum(remote_s3, row)
             else:
-                size, digest = _read_back(storage.remote, row.name)
+                digest, size = read_back(storage.remote, row.name)
         except FileNotFoundError:
             yield row, Problem(row.storage_key, row.name, "missing", row.size)
             continue
@@ -177,27 +177,19 @@ def _by_checksum(storage: QueuedStorage) -> Iterator[tuple[StoredFile, Problem |
             yield row, None
 
 
-def _read_back(remote: Any, name: str) -> tuple[int, str]:
-    """Size and SHA-256 (hex) of the remote copy, read in chunks."""
-    sha = hashlib.sha256()
-    size = 0
-    with remote.open(name, "rb") as fh:
-        while chunk := fh.read(READ_SIZE):
-            sha.update(chunk)
-            size += len(chunk)
-    return size, sha.hexdigest()
-
-
-def _s3_checksum(s3: Any, row: StoredFile) -> tuple[int, str]:
+def _s3_checksum(s3_storage: Any, row: StoredFile) -> tuple[int, str]:
     """Size and SHA-256 (hex) of an S3 object: the checksum S3 stored with
     it when there is a full-object one, else the bytes read back."""
-    client = s3.connection.meta.client
-    location = str(s3.location or "").strip("/")
-    key = f"{location}/{row.name}" if location else row.name
+    # The key django-storages writes the name under comes from its private
+    # _normalize_name (through s3.object_key, which says why and for which
+    # versions); the client is the storage's own boto3 client.
+    client = s3.client(s3_storage)
+    key = s3.object_key(s3_storage, row.name)
+    bucket = s3_storage.bucket_name
     try:
-        head = client.head_object(Bucket=s3.bucket_name, Key=key, ChecksumMode="ENABLED")
-    except client.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except Exception as exc:
+        if s3.is_missing(exc):
             raise FileNotFoundError(row.name) from exc
         raise
     stored = head.get("ChecksumSHA256") or ""
@@ -206,7 +198,7 @@ def _s3_checksum(s3: Any, row: StoredFile) -> tuple[int, str]:
     if stored and "-" not in stored and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
         return int(head["ContentLength"]), base64.b64decode(stored).hex()
     # One GET, streamed (django-storages' open() would ask HEAD again).
-    body = client.get_object(Bucket=s3.bucket_name, Key=key)["Body"]
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
     sha = hashlib.sha256()
     size = 0
     for chunk in body.iter_chunks(READ_SIZE):
@@ -232,7 +224,7 @@ def _lost(storage: QueuedStorage, fix: bool, skip: set[str]) -> list[Problem]:
         )
         if fix and storage.local.exists(row.name):
             with transaction.atomic(using=ledger.db_alias()):
-                if requeue_remote(row.storage_key, row.pk, row.name):
+                if ledger.requeue_remote(row.storage_key, row.pk, row.name):
                     enqueue_on_commit(storage, row.name, row.host)
                     problem.action = "requeued"
         problems.append(problem)
@@ -250,8 +242,8 @@ def _repair(storage: QueuedStorage, row: StoredFile) -> str:
     with transaction.atomic(using=ledger.db_alias()):
         if not storage.local.exists(row.name):
             reason = "verify: the remote copy is missing or differs, and no local copy is left"
-            return "lost" if mark_lost(row.storage_key, row.pk, row.name, reason) else ""
-        if not requeue_remote(row.storage_key, row.pk, row.name):
+            return "lost" if ledger.mark_lost(row.storage_key, row.pk, row.name, reason) else ""
+        if not ledger.requeue_remote(row.storage_key, row.pk, row.name):
             return ""  # deleted or changed meanwhile: not ours to touch
         enqueue_on_commit(storage, row.name, row.host)
     return "requeued"

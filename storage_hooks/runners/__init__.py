@@ -45,6 +45,10 @@ class Runner(ABC):
         """Problems with this runner's configuration, for ``manage.py check``."""
         return []
 
+    def describe(self) -> str:
+        """Where this runner sends transfers, for log messages (no secrets)."""
+        return type(self).__name__
+
 
 def runner_path() -> str:
     return BUILTIN.get(conf.RUNNER, conf.RUNNER)

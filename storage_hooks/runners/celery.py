@@ -27,9 +27,29 @@ class CeleryRunner(Runner):
             options["countdown"] = countdown
         transfer.apply_async(args=(key, name), **options)
 
+    def describe(self) -> str:
+        from celery import current_app
+
+        try:
+            broker = current_app.connection_for_write().as_uri()  # password masked
+        except Exception:  # a broken broker URL: say what is configured
+            broker = str(current_app.conf.broker_url)
+        app = current_app.main or "no Celery app"
+        return f"Celery ({app}) at broker {broker}"
+
     def check(self) -> list[str]:
         try:
-            import celery  # noqa: F401
+            from celery import _state
         except ImportError:
             return ["RUNNER is 'celery' but Celery is not installed: pip install celery."]
+        # Celery's own fallback app (private ``celery._state``, checked with
+        # Celery 5.4-5.7): what tasks go through when the project made none.
+        app = _state.get_current_app()
+        if app.main == "default" and not app.conf.broker_url:
+            return [
+                "RUNNER is 'celery' but this process has no Celery app: transfers would go to "
+                "Celery's default broker (amqp://guest@localhost//). Create proj/celery.py "
+                "and import its app in proj/__init__.py (see 'The Celery app' in the "
+                "getting-started docs), or choose another RUNNER."
+            ]
         return []

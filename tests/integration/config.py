@@ -48,6 +48,8 @@ class Deployment:
     #: "celery" (workers on Redis) or "tasks" (django.tasks on the
     #: database backend of django-tasks-db, its db_worker as the worker).
     runner: str = "celery"
+    #: The worker's hooks of the storage (dotted paths).
+    hooks: tuple[str, ...] = ("storage_hooks.hooks.DeleteLocal",)
 
     def replace(self, **changes: Any) -> Deployment:
         return dataclasses.replace(self, **changes)

@@ -29,7 +29,7 @@ STORAGES = {
             },
             "remote": "storages.backends.s3.S3Storage",
             "remote_options": _deployment.s3_options(),
-            "hooks": ["storage_hooks.hooks.DeleteLocal"],
+            "hooks": list(_deployment.hooks),
         },
     },
 }

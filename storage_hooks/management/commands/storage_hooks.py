@@ -211,6 +211,22 @@ class Command(BaseCommand):
                 "'storage_hooks purge --rejected' deletes them."
             )
         problems = []
+        if report.deleted and not options["json"]:
+            self.stdout.write(f"Finished {n(len(report.deleted), 'interrupted delete')}.")
+            if options["verbosity"] >= 2:
+                for row in report.deleted:
+                    self.stdout.write(f"  {row['key']}: {row['name']} (deleted)")
+        if report.delete_errors:
+            why = "; ".join(
+                f"{row['key']}: {row['name']} ({row['error']})" for row in report.delete_errors
+            )
+            message = (
+                f"Could not finish {n(len(report.delete_errors), 'interrupted delete')}: "
+                f"{why}. The rows stay DELETING (the files read as deleted); fix the cause "
+                "and run 'storage_hooks retry' again."
+            )
+            self.stderr.write(message)
+            problems.append(message)
         if report.lost:
             lost = ", ".join(f"{key!r} ({n(c, 'file')})" for key, c in report.lost.items())
             message = (

@@ -1,0 +1,10 @@
+# proj/celery.py: the Celery app of the project
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+
+app = Celery("proj")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()  # finds storage_hooks.tasks
