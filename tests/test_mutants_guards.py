@@ -237,3 +237,21 @@ def test_an_unknown_proof_setting_falls_back_to_the_strongest(
 ) -> None:
     settings.STORAGE_HOOKS = {"PROOF": value}
     assert proof.mode() == expected
+
+
+def test_an_s3_copy_proven_by_read_back_is_deleted_only_if_its_sha256_matches(
+    s3_endpoint: str, s3_bucket: str
+) -> None:
+    remote = make_s3(s3_endpoint, s3_bucket)
+    remote.save("mine.bin", ContentFile(DATA))
+    other = f"sha256:{hashlib.sha256(b'other bytes').hexdigest()}"
+    assert proof.delete_if_ours(remote, "mine.bin", other) is False
+    assert remote.exists("mine.bin")
+    assert proof.delete_if_ours(remote, "mine.bin", f"sha256:{hashlib.sha256(DATA).hexdigest()}")
+    assert not remote.exists("mine.bin")
+
+
+def test_an_etag_identity_is_left_to_the_conditional_delete(remote_dir: Path) -> None:
+    remote = FileSystemStorage(location=remote_dir)
+    remote.save("mine.bin", ContentFile(DATA))
+    assert proof.is_ours(remote, "mine.bin", '"0123456789abcdef0123456789abcdef"')
