@@ -7,7 +7,7 @@ each::
     report = retry_stuck()          # what `manage.py storage_hooks retry` does
 """
 
-from .ops.common import CHUNK, SCHEMA, StorageFinder, Tick, chunks, enqueue_on_commit
+from .ops.common import CHUNK, SCHEMA, StorageFinder, Tick, chunks
 from .ops.retry import RetryReport, retry_stuck
 from .ops.status import status_summary
 from .status import PENDING_STATES as PENDING
@@ -20,7 +20,6 @@ __all__ = [
     "StorageFinder",
     "Tick",
     "chunks",
-    "enqueue_on_commit",
     "retry_stuck",
     "status_summary",
 ]

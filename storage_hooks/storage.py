@@ -327,7 +327,7 @@ class QueuedStorage(Storage):
             name, size, checksum = self._save_other(name, content, limit, values)
         signals.send(signals.saved_locally, self, name=name, size=size, checksum=checksum)
         if not self.delayed:
-            self._enqueue_on_commit(name)
+            self.enqueue_on_commit(name)
         return name
 
     def _save_file(
@@ -398,7 +398,7 @@ class QueuedStorage(Storage):
             signals.saved_locally, self, name=name, size=written.size, checksum=written.checksum
         )
         if not self.delayed:
-            self._enqueue_on_commit(name)
+            self.enqueue_on_commit(name)
         return name
 
     def _save_other(
@@ -468,8 +468,12 @@ class QueuedStorage(Storage):
                 localfiles.discard(written)
         return written.size, written.checksum
 
-    def _enqueue_on_commit(self, name: str, host: str | None = None) -> None:
-        transaction.on_commit(partial(self.enqueue, name, host=host), using=ledger.db_alias())
+    def enqueue_on_commit(self, name: str, *, host: str | None = None) -> None:
+        """Hand ``name`` to the runner once the current transaction commits
+        (at once in autocommit), routed to ``host`` (the one that saved it)."""
+        transaction.on_commit(
+            partial(self.enqueue, name, host=host or None), using=ledger.db_alias()
+        )
 
     def enqueue(self, name: str, *, host: str | None = None, countdown: float = 0) -> None:
         """Hand the transfer of ``name`` to the runner now (no ledger change).
@@ -504,7 +508,7 @@ class QueuedStorage(Storage):
         if state in (Status.REMOTE, Status.TRANSFERRING):
             return
         if ledger.requeue(self.key, name, reset_attempts=state == Status.FAILED):
-            self._enqueue_on_commit(name)
+            self.enqueue_on_commit(name)
 
     # -- deleting ----------------------------------------------------------
 

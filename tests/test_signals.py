@@ -164,3 +164,31 @@ def test_receivers_run_in_the_order_they_were_connected(fs_storage: Any) -> None
         for receiver in receivers:
             signals.transfer_queued.disconnect(receiver)
     assert calls == [*range(30), *range(30)]
+
+
+def test_blinkers_muted_silences_a_signal(local_dir: Path, remote_dir: Path) -> None:
+    """The signals are plain blinker signals sent with blinker's send():
+    its documented muted() works (round 1 re-implemented dispatch and
+    ignored it)."""
+    storage = fs_pair(local_dir, remote_dir, unique_key(), hooks=[DeleteLocal()])
+    with recording(storage) as events, signals.transferred.muted():
+        name = storage.save("quiet.txt", ContentFile(DATA))
+    # transferred muted: neither its recorder nor DeleteLocal ran.
+    assert names_of(events) == ["saved_locally", "transfer_queued", "transfer_started"]
+    assert storage.status(name) == Status.REMOTE
+    assert (local_dir / name).exists()
+
+
+def test_hook_receivers_run_after_the_others(local_dir: Path, remote_dir: Path) -> None:
+    """A receiver of transferred connected after the storage was built can
+    still read the local copy that DeleteLocal removes."""
+    storage = fs_pair(local_dir, remote_dir, unique_key(), hooks=[DeleteLocal()])
+    seen: list[bytes] = []
+
+    def reader(sender: Any, name: str, **kwargs: Any) -> None:
+        seen.append((local_dir / name).read_bytes())
+
+    with signals.transferred.connected_to(reader, sender=storage):
+        name = storage.save("read-me.txt", ContentFile(DATA))
+    assert seen == [DATA]
+    assert not (local_dir / name).exists()

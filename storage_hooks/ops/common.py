@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import QuerySet
 
 from .. import ledger
@@ -65,16 +64,6 @@ class StorageFinder:
             except UnknownStorageKey:
                 self._found[key] = None
         return self._found[key]
-
-
-def enqueue_on_commit(
-    storage: QueuedStorage, name: str, host: str = "", *, using: str | None = None
-) -> None:
-    """Hand ``name`` to the storage's runner once the transaction commits,
-    routed to the host that saved it."""
-    transaction.on_commit(
-        partial(storage.enqueue, name, host=host or None), using=using or ledger.db_alias()
-    )
 
 
 def process_storages() -> dict[str, QueuedStorage]:

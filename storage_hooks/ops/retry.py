@@ -28,7 +28,7 @@ from django.utils import timezone
 from .. import ledger
 from ..conf import conf
 from ..status import Status
-from .common import CHUNK, SCHEMA, enqueue_on_commit, objects, process_storages
+from .common import CHUNK, SCHEMA, objects, process_storages
 
 #: Failures another attempt cannot mend, left alone by ``retry``: a file a
 #: preprocessor refused (``purge --rejected`` deletes them).
@@ -182,8 +182,7 @@ def _requeue_chunk(
             reset_attempts=state == Status.FAILED,
             stamp=stamp,
         )
-        using = ledger.db_alias()
         for _pk, key, name, host in batch:
-            enqueue_on_commit(storages[key], name, host, using=using)
+            storages[key].enqueue_on_commit(name, host=host)
             report.requeued.append({"key": key, "name": name, "status": str(state), "host": host})
     return True

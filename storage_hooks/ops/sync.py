@@ -28,7 +28,7 @@ from ..localfiles import (
 )
 from ..project import is_project_file, project_root_problem
 from ..status import Status
-from .common import CHUNK, SCHEMA, Tick, enqueue_on_commit
+from .common import CHUNK, SCHEMA, Tick
 from .listing import sized_listing, walk
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def _insert(storage: QueuedStorage, rows: list[StoredFile]) -> list[StoredFile]:
         created = ledger.insert_many(rows)
         for row in created:
             if row.status == Status.QUEUED:
-                enqueue_on_commit(storage, row.name, row.host)
+                storage.enqueue_on_commit(row.name, host=row.host)
     return created
 
 

@@ -27,7 +27,7 @@ from django.db.models import QuerySet
 from .. import ledger, s3
 from ..proof import read_back
 from ..status import Status
-from .common import SCHEMA, Tick, enqueue_on_commit, ledger_keys, objects, process_storages
+from .common import SCHEMA, Tick, ledger_keys, objects, process_storages
 from .listing import ledger_in_order, sized_listing
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def _lost(storage: QueuedStorage, fix: bool, skip: set[str]) -> list[Problem]:
         if fix and storage.local.exists(row.name):
             with transaction.atomic(using=ledger.db_alias()):
                 if ledger.requeue_remote(row.storage_key, row.pk, row.name):
-                    enqueue_on_commit(storage, row.name, row.host)
+                    storage.enqueue_on_commit(row.name, host=row.host)
                     problem.action = "requeued"
         problems.append(problem)
     return problems
@@ -245,5 +245,5 @@ def _repair(storage: QueuedStorage, row: StoredFile) -> str:
             return "lost" if ledger.mark_lost(row.storage_key, row.pk, row.name, reason) else ""
         if not ledger.requeue_remote(row.storage_key, row.pk, row.name):
             return ""  # deleted or changed meanwhile: not ours to touch
-        enqueue_on_commit(storage, row.name, row.host)
+        storage.enqueue_on_commit(row.name, host=row.host)
     return "requeued"

@@ -31,7 +31,7 @@ from tests import services
 from . import churn
 from .config import Deployment
 from .harness import ALIAS, close_shared_cache
-from .workers import ROOT
+from .workers import ROOT, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,13 @@ def test_concurrent_save_delete_transfer_of_a_few_names_lose_nothing(
     for process in processes:
         assert process.wait(timeout=race["seconds"] + 120) == 0
 
-    entries = journal(race)
+    check_invariants(storage, journal(race), race["s3"]["endpoint_url"], race["s3"]["bucket_name"])
+
+
+def check_invariants(
+    storage: Any, entries: list[dict[str, Any]], endpoint: str, bucket: str
+) -> None:
+    """What must hold after any churn: no file lost or mixed up."""
     unexpected = [e for e in entries if not e["ok"] and e["error"] not in churn.EXPECTED_ERRORS]
     assert not unexpected, unexpected[0].get("traceback")
     saves = [e for e in entries if e["op"] == "save" and e["ok"]]
@@ -150,8 +156,7 @@ def test_concurrent_save_delete_transfer_of_a_few_names_lose_nothing(
     assert len(saves) > 20, "too little churn"
     assert sum(map(len, deletes.values())) > 10, "too little churn"
 
-    bucket = race["s3"]["bucket_name"]
-    s3 = services.s3_client(race["s3"]["endpoint_url"])
+    s3 = services.s3_client(endpoint)
     rows = {
         row.name: row for row in StoredFile.objects.using(ALIAS).filter(storage_key=storage.key)
     }
@@ -178,4 +183,47 @@ def test_concurrent_save_delete_transfer_of_a_few_names_lose_nothing(
             assert sha256(body) == row.checksum, f"REMOTE {name!r} has other bytes on S3"
         else:
             assert row.status in (Status.QUEUED, Status.FAILED), row
-            assert (Path(race["local_dir"]) / name).exists()
+            assert storage.local.exists(name)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("STORAGE_HOOKS_SOAK"),
+    reason="the soak runs on demand: STORAGE_HOOKS_SOAK=1 (see docs/guarantees.rst)",
+)
+def test_soak_with_celery_workers(site: Any, tmp_path: Path) -> None:
+    """The same churn, with the transfers in two Celery worker processes
+    (Redis broker) instead of the saving thread, for
+    STORAGE_HOOKS_RACE_SECONDS (default 120 here); then, once the queue is
+    drained, the same invariants."""
+    from django.core.management import call_command
+
+    seconds = float(os.environ.get("STORAGE_HOOKS_RACE_SECONDS", "120"))
+    site.start_workers(2)
+    journals = tmp_path / "journals"
+    journals.mkdir()
+    threads = [
+        threading.Thread(
+            target=churn.churn,
+            args=(site.storage, NAMES, seconds, journals / f"t{seed}.jsonl", seed),
+        )
+        for seed in (1, 2, 3, 4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def drained() -> bool:
+        pending = StoredFile.objects.using(ALIAS).filter(
+            storage_key=site.storage.key, status__in=[Status.QUEUED, Status.TRANSFERRING]
+        )
+        if pending.exists():
+            call_command("storage_hooks", "retry", "--stuck-after", "30", verbosity=0)
+            return False
+        return True
+
+    wait_for(drained, "the queue to drain", timeout=300, on_timeout=site.logs)
+    entries = []
+    for path in journals.glob("*.jsonl"):
+        entries += [json.loads(line) for line in path.read_text().splitlines()]
+    check_invariants(site.storage, entries, site.deployment.endpoint, site.deployment.bucket)
