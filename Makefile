@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@command -v python3.12 >/dev/null || { echo "python3.12 is needed (e.g. pyenv install 3.12)"; exit 1; }
 	test -x $(PY) || python3.12 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[all]' --group test --group lint --group docs tox
+	$(PY) -m pip install -q -e '.[all]' --group test --group lint --group docs --group mutate tox
 	touch $(STAMP)
 
 demo: $(STAMP)
