@@ -648,8 +648,9 @@ class QueuedStorage(Storage):
             if is_local_fs(self.local):
                 fh, written = localfiles.create_private(self.local, name)
                 return _NewFile(self, fh, text="b" not in mode, written=written)
-            # Closed by _NewFile.close(), which saves what was written.
-            buffer = tempfile.SpooledTemporaryFile(max_size=localfiles.CHUNK_SIZE)  # noqa: SIM115
+            # Closed by _NewFile.close(), which saves what was written. (A
+            # real file: SpooledTemporaryFile lacks readable() before 3.11.)
+            buffer = tempfile.TemporaryFile()  # noqa: SIM115
             return _NewFile(self, buffer, text="b" not in mode, name=name)
         localfiles.check_inside_root(self.local, name)
         return self.local.open(name, mode)
