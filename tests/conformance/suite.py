@@ -259,7 +259,11 @@ def derive(cls: type[unittest.TestCase], flavour: str) -> type[unittest.TestCase
     if flavour != "control" and hasattr(cls, "storage_class"):
         original = cls.storage_class
         if isinstance(original, type) and issubclass(original, FileSystemStorage):
-            namespace["storage_class"] = functools.partial(storages.FLAVOURS[flavour], original)
+            # staticmethod: a partial class attribute is a method descriptor
+            # from Python 3.14 on (3.13 warns).
+            namespace["storage_class"] = staticmethod(
+                functools.partial(storages.FLAVOURS[flavour], original)
+            )
     for method in unittest.TestLoader().getTestCaseNames(cls):
         skip = lookup(INAPPLICABLE, flavour, cls, method)
         failing = lookup(EXPECTED_FAILURES, flavour, cls, method, inherited=False)
