@@ -302,10 +302,6 @@ def deleting_since(before: datetime, keys: Iterable[str] | None = None) -> Any:
     return query.filter(storage_key__in=list(keys)) if keys is not None else query
 
 
-def still_exists(row: StoredFile) -> bool:
-    return rows(row.storage_key).filter(pk=row.pk).exists()
-
-
 # -- transfers -------------------------------------------------------------
 
 

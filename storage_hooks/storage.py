@@ -36,7 +36,6 @@ from . import (
     signals,
 )
 from .conf import conf, hostname
-from .exceptions import FileDeleted
 from .hooks import resolve_hook
 from .localfiles import HashingFile, is_local_fs
 from .names import KEY_MAX_LENGTH, NAME_MAX_LENGTH, canonical
@@ -712,12 +711,6 @@ class QueuedStorage(Storage):
         """Open the local copy for reading (for hooks), never outside the
         local root."""
         return localfiles.open_binary(self.local, canonical(name))
-
-    def check_live(self, name: str) -> None:
-        """Raise ``FileDeleted`` if ``name`` is being deleted (for hooks
-        that make derivatives of a file)."""
-        if ledger.fresh_status(self.key, canonical(name), cache=False) in GONE_STATES:
-            raise FileDeleted(f"{name!r} is being deleted.")
 
 
 class _NewFile(File):
