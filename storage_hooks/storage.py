@@ -13,7 +13,6 @@ private name and linked into place only once the name's row is held. See
 
 from __future__ import annotations
 
-import inspect
 import io
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -45,6 +44,7 @@ from .resolve import (
     fingerprint,
     import_or_none,
     location_identity,
+    normalize,
     without_secrets,
 )
 from .runners import get_runner
@@ -776,15 +776,7 @@ def _where_of(options: dict[str, Any]) -> dict[str, Any]:
 
 def _as_keywords(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The constructor's arguments, all by keyword."""
-    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
-    bound = signature.bind_partial(None, *args, **kwargs)
-    found: dict[str, Any] = {}
-    for pname, value in list(bound.arguments.items())[1:]:
-        if signature.parameters[pname].kind is inspect.Parameter.VAR_KEYWORD:
-            found.update(value)
-        else:
-            found[pname] = value
-    return found
+    return {k: v for k, v in normalize(cls, args, kwargs).items() if k != "class"}
 
 
 def _safe_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
