@@ -1,19 +1,26 @@
-"""Run mutmut over the modules that guard data, one module (or all) at a time.
+"""Run mutmut over the modules that guard data: a sample of their mutants, or all.
 
-    python mutation/run.py                  # every module in [tool.mutmut] only_mutate
+    python mutation/run.py                  # a 1-in-10 sample of every module in only_mutate
     python mutation/run.py proof ledger     # storage_hooks/proof.py and ledger.py only
-    python mutation/run.py hooks.delete_local ops.retry
+    python mutation/run.py --sample 1 hooks.delete_local   # every mutant of one module
     python mutation/run.py --report proof   # only print the score of the last run
+
+The sample is stratified and repeatable: mutmut numbers the mutants of each
+function 1, 2, 3, ...; a 1-in-10 sample takes the numbers ending in 1 (1, 11,
+21, ...), so every mutated function is represented by its first mutant and
+every tenth after it. ``--sample`` takes 10 (the default), 5, 2 or 1 (all).
 
 mutmut keeps its results in ``mutants/``: a second run re-tests only the
 functions whose code changed (delete ``mutants/`` to start afresh). At the end
-the score per module is printed, not counting the mutants listed in
-``mutation/equivalent.txt`` (each with the reason it cannot be told apart).
-Two workers by default (``MUTMUT_CHILDREN`` changes that): the machine is shared.
+the score per module is printed for the mutants of the sample, not counting
+those listed in ``mutation/equivalent/*.txt`` (each with the reason it cannot
+be told apart). Two workers by default (``MUTMUT_CHILDREN`` changes that).
 """
 
 from __future__ import annotations
 
+import argparse
+import fnmatch
 import os
 import subprocess
 import sys
@@ -23,16 +30,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MUTMUT = [sys.executable, "-m", "mutmut"]
 KILLED = {"killed", "timeout", "segfault", "suspicious"}
+SURVIVED = {"survived", "no tests"}
+# The last digits of the mutant numbers each sample takes.
+SAMPLES = {10: "1", 5: "16", 2: "13579", 1: "0123456789"}
 
 
-def equivalent() -> set[str]:
-    """Mutant names listed as equivalent (first word of each line)."""
-    path = ROOT / "mutation" / "equivalent.txt"
-    names = set()
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            names.add(line.split()[0])
+def equivalent() -> dict[str, str]:
+    """``{mutant name: reason}`` from ``mutation/equivalent/*.txt``."""
+    names = {}
+    for path in sorted((ROOT / "mutation" / "equivalent").glob("*.txt")):
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, reason = line.partition(" ")
+                names[name] = reason.strip()
     return names
 
 
@@ -53,32 +64,55 @@ def module_of(mutant: str) -> str:
     return mutant.split(".x_")[0].split(".xǁ")[0]
 
 
-def main(args: list[str]) -> int:
-    report_only = "--report" in args
-    modules = [a for a in args if a != "--report"]
-    returncode = 0
-    if not report_only:
-        patterns = [f"storage_hooks.{m}.*" for m in modules]
-        children = os.environ.get("MUTMUT_CHILDREN", "2")
-        run = [*MUTMUT, "run", "--max-children", children, *patterns]
-        returncode = subprocess.run(run, cwd=ROOT).returncode
+def patterns(modules: list[str], sample: int) -> list[str]:
+    """fnmatch patterns (mutmut's filter syntax) for the sample of ``modules``."""
+    digits = SAMPLES[sample]
+    tail = "*" if sample == 1 else f"*__mutmut_*[{digits}]"
+    return [f"storage_hooks.{m}.{tail}" for m in modules] or [f"storage_hooks.{tail}"]
+
+
+def score(modules: list[str], sample: int) -> dict[str, Counter[str]]:
+    """Count, per module, the sample's mutants by outcome; print the survivors."""
+    wanted = patterns(modules, sample)
     skip = equivalent()
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for name, status in results().items():
-        if modules and not any(name.startswith(f"storage_hooks.{m}.") for m in modules):
+    for name, status in sorted(results().items()):
+        if not any(fnmatch.fnmatchcase(name, p) for p in wanted):
             continue
+        c = counts[module_of(name)]
         if name in skip:
-            counts[module_of(name)]["equivalent"] += 1
+            c["equivalent"] += 1
         elif status in KILLED:
-            counts[module_of(name)]["killed"] += 1
-        elif status in ("survived", "no tests"):
-            counts[module_of(name)]["survived"] += 1
-            print(f"survived: {name}")
-    print(f"\n{'module':40} killed survived equivalent score")
+            c["killed"] += 1
+        elif status in SURVIVED:
+            c["survived"] += 1
+            print(f"{status}: {name}")
+        else:
+            c["not checked"] += 1
+    return counts
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="dotted below storage_hooks, e.g. ops.retry")
+    parser.add_argument("--sample", type=int, choices=sorted(SAMPLES), default=10)
+    parser.add_argument("--report", action="store_true", help="print the last run's score only")
+    args = parser.parse_args(argv)
+    returncode = 0
+    if not args.report:
+        children = os.environ.get("MUTMUT_CHILDREN", "2")
+        run = [*MUTMUT, "run", "--max-children", children, *patterns(args.modules, args.sample)]
+        returncode = subprocess.run(run, cwd=ROOT).returncode
+    counts = score(args.modules, args.sample)
+    print(f"\nsample: 1 in {args.sample}")
+    print(f"{'module':36} killed survived equivalent unchecked  score")
     for module, c in sorted(counts.items()):
         tested = c["killed"] + c["survived"]
-        score = 100 * c["killed"] / tested if tested else 100.0
-        print(f"{module:40} {c['killed']:6} {c['survived']:8} {c['equivalent']:10} {score:5.1f}%")
+        pct = 100 * c["killed"] / tested if tested else 100.0
+        print(
+            f"{module:36} {c['killed']:6} {c['survived']:8} {c['equivalent']:10}"
+            f" {c['not checked']:9} {pct:5.1f}%"
+        )
     return returncode
 
 
