@@ -1,4 +1,4 @@
-"""Transfers by real Celery workers: throughput and memory.
+"""Transfers by real Celery workers: throughput (memory: bench_memory.py).
 
 Each measurement starts workers (solo pool: one process each), warms them
 up with a few tiny transfers, stops them consuming (``cancel_consumer``),
@@ -25,7 +25,7 @@ from django.db import transaction
 from benchmarks import env
 from benchmarks.celery_app import app
 from benchmarks.context import Context
-from benchmarks.report import Row, Section, mib
+from benchmarks.report import Row, Section
 from storage_hooks import ledger
 from storage_hooks.status import Status
 from storage_hooks.storage import QueuedStorage
@@ -166,7 +166,7 @@ def boto3_small(ctx: Context, sources: list[Path], prefix: str) -> float:
 
 
 def run(ctx: Context) -> list[Section]:
-    sections = [big_files(ctx), memory(ctx), small_files(ctx)]
+    sections = [big_files(ctx), small_files(ctx)]
     return sections
 
 
@@ -191,33 +191,6 @@ def big_files(ctx: Context) -> Section:
             )
         ],
     )
-
-
-def memory(ctx: Context) -> Section:
-    size = ctx.size(1024, 256) * MiB
-    sources = make_sources(ctx.scratch / "src-huge", 1, size)
-    section = Section(f"Worker memory transferring one {size // MiB} MiB file")
-    for alias, label in (
-        ("queued", "boto3's default TransferConfig"),
-        ("queued_low_memory", "TransferConfig: 4 parts of 5 MiB in memory"),
-    ):
-        _, rss = transfer_run(ctx, alias, sources, 1, f"huge-{alias}")
-        growth = rss["peak"] - rss["idle"]
-        section.rows.append(
-            Row(
-                f"peak RSS growth of the worker [{label}]",
-                mib(growth),
-                f"idle {mib(rss['idle'])}",
-                growth / MiB,
-                ("<=", 64),
-                note=f"ratio column: MiB over idle RSS (peak VmHWM {mib(rss['peak'])})",
-                unit=" MiB",
-            )
-        )
-        for path in (Path(storages[alias].local.path(f"huge-{alias}/{sources[0].name}")),):
-            path.unlink(missing_ok=True)
-    sources[0].unlink()
-    return section
 
 
 def small_files(ctx: Context) -> Section:

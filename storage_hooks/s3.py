@@ -219,6 +219,42 @@ def write(storage: Any, name: str, *, exclusive: bool, sha256_hex: str | None) -
 # -- proof by the ETag --------------------------------------------------------
 
 
+#: The multipart part size of :func:`bounded_transfer_config` (S3's minimum).
+PART_SIZE = 5 * 2**20
+#: How many parts of one upload it reads into memory at most.
+PARTS_IN_MEMORY = 4
+
+
+def bounded_transfer_config(use_threads: bool = True) -> Any:
+    """A ``TransferConfig`` that keeps an upload's memory bounded: parts of
+    5 MiB, at most four of them read into memory at once (boto3's default
+    keeps up to ten 8 MiB parts). Concurrency and the multipart threshold
+    stay boto3's."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_chunksize=PART_SIZE, use_threads=use_threads)
+    config.max_in_memory_upload_chunks = PARTS_IN_MEMORY  # not a constructor argument
+    return config
+
+
+def bound_memory(storage: Storage) -> None:
+    """Give an ``S3Storage`` whose ``transfer_config`` is boto3's default
+    (django-storages makes one when none is configured) the bounded one, so
+    that a worker moving a big file grows by tens of MiB, not by a hundred
+    and more. A ``transfer_config`` that differs from the default is the
+    site's own and is kept."""
+    from boto3.s3.transfer import TransferConfig
+
+    remote_s3 = as_s3(storage)
+    if remote_s3 is None:
+        return
+    use_threads = getattr(remote_s3, "use_threads", True)
+    config = remote_s3.transfer_config
+    # TransferConfig keeps its arguments as attributes (boto3 1.35-1.44).
+    if config is None or vars(config) == vars(TransferConfig(use_threads=use_threads)):
+        remote_s3.transfer_config = bounded_transfer_config(use_threads)
+
+
 class PartHasher:
     """MD5s of the bytes as S3 computes its ETag: of the whole body for a
     single ``PutObject``, of each part (then of their digests) for a

@@ -184,8 +184,11 @@ class QueuedStorage(Storage):
 
     @cached_property
     def remote(self) -> Storage:
-        """The resolved remote Storage."""
-        return build_storage(self._remote_spec, self.remote_options, role="remote")
+        """The resolved remote Storage (on S3 with a bounded-memory
+        ``transfer_config`` unless it has its own, see :func:`s3.bound_memory`)."""
+        remote = build_storage(self._remote_spec, self.remote_options, role="remote")
+        s3.bound_memory(remote)
+        return remote
 
     def connect_hooks(self) -> list[Any]:
         """Resolve the hooks and connect each to this storage, once; called
