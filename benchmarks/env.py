@@ -86,8 +86,10 @@ def stop(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
-def s3_client(endpoint: str) -> Any:
+def s3_client(endpoint: str, pool: int = 10) -> Any:
+    """A boto3 client of the S3 server, with ``pool`` connections."""
     import boto3
+    from botocore.config import Config
 
     return boto3.client(
         "s3",
@@ -95,6 +97,7 @@ def s3_client(endpoint: str) -> Any:
         aws_access_key_id=S3_CREDENTIALS["access_key"],
         aws_secret_access_key=S3_CREDENTIALS["secret_key"],
         region_name=S3_CREDENTIALS["region_name"],
+        config=Config(max_pool_connections=pool),
     )
 
 

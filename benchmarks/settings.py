@@ -90,6 +90,8 @@ STORAGE_HOOKS = {
     "CONDITIONAL_WRITES": {"only": "only", "0": False}.get(
         _env.get("BENCH_CONDITIONAL_WRITES", ""), True
     ),
+    # Workers of the small-file measurements get BENCH_BATCH_THREADS.
+    "BATCH_THREADS": int(_env.get("BENCH_BATCH_THREADS", "8")),
 }
 CELERY_BROKER_URL = REDIS.format(_env.get("BENCH_REDIS_BROKER", "15"))
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4

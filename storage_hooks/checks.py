@@ -70,6 +70,8 @@ NUMBERS = (
     "MEMORY_SIZE",
     "MEMORY_TIMEOUT",
     "STUCK_AFTER",
+    "BATCH_SIZE",
+    "BATCH_THREADS",
 )
 
 # -- settings ----------------------------------------------------------------

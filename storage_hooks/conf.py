@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "HOST_QUEUES": False,
     "HOSTNAME": None,
     "DATABASE": None,
+    "BATCH_SIZE": 50,
+    "BATCH_THREADS": 8,
 }
 
 #: django-queued-storage's names, used where ``STORAGE_HOOKS`` is silent.
@@ -208,6 +210,20 @@ class Settings:
         """The database alias of the ledger. Default ``None``: what the
         database routers say."""
         return self._get("DATABASE")
+
+    @property
+    def BATCH_SIZE(self) -> int:
+        """The most files one transfer message carries (Celery runner): the
+        saves of one transaction are sent in messages of this many files.
+        1 sends a message per file. Default 50."""
+        return self._get("BATCH_SIZE")
+
+    @property
+    def BATCH_THREADS(self) -> int:
+        """How many files of one message a worker transfers at once, each in
+        a thread of its own (I/O bound: the threads wait on S3 and the
+        database). Default 8."""
+        return self._get("BATCH_THREADS")
 
 
 conf = Settings()

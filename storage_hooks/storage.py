@@ -27,6 +27,7 @@ from django.core.files.utils import validate_file_name
 from django.db import IntegrityError, transaction
 
 from . import (
+    batching,
     installed,  # noqa: F401  (registers storage_hooks.E006)
     ledger,
     localfiles,
@@ -473,9 +474,7 @@ class QueuedStorage(Storage):
     def enqueue_on_commit(self, name: str, *, host: str | None = None) -> None:
         """Hand ``name`` to the runner once the current transaction commits
         (at once in autocommit), routed to ``host`` (the one that saved it)."""
-        transaction.on_commit(
-            partial(self.enqueue, name, host=host or None), using=ledger.db_alias()
-        )
+        batching.enqueue_on_commit(self, name, host or None)
 
     def enqueue(self, name: str, *, host: str | None = None, countdown: float = 0) -> None:
         """Hand the transfer of ``name`` to the runner now (no ledger change).
@@ -496,6 +495,29 @@ class QueuedStorage(Storage):
                 "'manage.py storage_hooks retry --stuck-after 0' queues it now; a periodic "
                 "'retry' does after STUCK_AFTER (%ss).",
                 name,
+                runner.describe(),
+                conf.STUCK_AFTER,
+            )
+
+    def enqueue_many(self, names: list[str], *, host: str | None = None) -> None:
+        """Hand the transfers of ``names`` to the runner now, as few messages
+        as it can (``transfer_queued`` is sent for each name first). A runner
+        that cannot take them is logged, as in :meth:`enqueue`."""
+        if len(names) == 1:
+            self.enqueue(names[0], host=host)
+            return
+        for name in names:
+            signals.send(signals.transfer_queued, self, name=name)
+        runner = get_runner()
+        try:
+            runner.enqueue_many(self.key, names, host=host or hostname())
+        except Exception:
+            signals.logger.exception(
+                "Could not queue the transfers of %s files (%r, ...) through %s; they stay "
+                "QUEUED in the ledger. 'manage.py storage_hooks retry --stuck-after 0' queues "
+                "them now; a periodic 'retry' does after STUCK_AFTER (%ss).",
+                len(names),
+                names[0],
                 runner.describe(),
                 conf.STUCK_AFTER,
             )

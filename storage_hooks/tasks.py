@@ -22,25 +22,29 @@ storage_hooks retry`` queues it again once ``STUCK_AFTER`` has passed.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from celery import shared_task
 from django.db import DatabaseError
 
+from .batching import run_batch
 from .conf import conf
 from .runners import retry_delay, schedule_retry
 from .signals import logger
 from .transfer import run_transfer
 
+#: The safety settings of both transfer tasks (see the module's docstring).
+SAFE: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "serializer": "json",
+}
 
-@shared_task(
-    bind=True,
-    name="storage_hooks.transfer",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    serializer="json",
-)
+
+@shared_task(name="storage_hooks.transfer", **SAFE)
 def transfer(self: Any, key: str, name: str) -> str:
     """Make one attempt at transferring ``name`` of the storage ``key``.
 
@@ -64,6 +68,43 @@ def transfer(self: Any, key: str, name: str) -> str:
         ) from exc
     schedule_retry(key, name, outcome)
     return outcome.kind
+
+
+@shared_task(name="storage_hooks.transfer_batch", **SAFE)
+def transfer_batch(self: Any, key: str, names: list[str]) -> dict[str, int]:
+    """Make one attempt at each of ``names`` of the storage ``key``,
+    ``BATCH_THREADS`` at a time; every file is claimed, proven, recorded,
+    signalled and retried on its own, as with :func:`transfer`.
+
+    The message is acknowledged after every file had its attempt (a worker
+    lost midway leaves it for another worker, whose claims skip the files
+    already done). Files whose attempt could not reach the ledger are sent
+    again in one message, with the same back-off as :func:`transfer`.
+    Returns how many files had each outcome, for the worker's log.
+    """
+    result = run_batch(key, names)
+    for name, outcome in result.outcomes:
+        schedule_retry(key, name, outcome)
+    if result.error is not None:
+        logger.error("A transfer of the batch broke off:", exc_info=result.error)
+    if result.unreachable:
+        retries = int(self.request.retries or 0)
+        logger.warning(
+            "The ledger could not be reached while transferring %s files (%r, ...); trying "
+            "again later (%s of %s).",
+            len(result.unreachable),
+            result.unreachable[0],
+            retries + 1,
+            conf.RETRIES,
+        )
+        raise self.retry(
+            args=(key, result.unreachable),
+            countdown=retry_delay(retries + 1),
+            max_retries=int(conf.RETRIES),
+        )
+    if result.error is not None:
+        raise result.error  # a bug, not a transfer failure: the task fails visibly
+    return dict(Counter(outcome.kind for _, outcome in result.outcomes))
 
 
 @shared_task(name="storage_hooks.retry_stuck", ignore_result=True)

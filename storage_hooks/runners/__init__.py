@@ -41,6 +41,13 @@ class Runner(ABC):
         seconds from now at the earliest, on a worker that can read the
         local copy (``host`` saved it)."""
 
+    def enqueue_many(self, key: str, names: list[str], *, host: str) -> None:
+        """Arrange for a transfer of each of ``names`` (queued by one
+        transaction). One ``enqueue`` per name unless a runner can do better
+        (the Celery runner sends one message per ``BATCH_SIZE`` names)."""
+        for name in names:
+            self.enqueue(key, name, host=host)
+
     def check(self) -> list[str]:
         """Problems with this runner's configuration, for ``manage.py check``."""
         return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..conf import conf
 from . import Runner, queue_name
 
 
@@ -26,6 +27,19 @@ class CeleryRunner(Runner):
         if countdown:
             options["countdown"] = countdown
         transfer.apply_async(args=(key, name), **options)
+
+    def enqueue_many(self, key: str, names: list[str], *, host: str) -> None:
+        """One ``storage_hooks.transfer_batch`` message per ``BATCH_SIZE``
+        names (``storage_hooks.transfer`` for a name alone)."""
+        from ..batching import chunks
+        from ..tasks import transfer, transfer_batch
+
+        options: dict[str, Any] = {"queue": queue_name(host), "serializer": "json"}
+        for chunk in chunks(names, conf.BATCH_SIZE):
+            if len(chunk) == 1:
+                transfer.apply_async(args=(key, chunk[0]), **options)
+            else:
+                transfer_batch.apply_async(args=(key, chunk), **options)
 
     def describe(self) -> str:
         from celery import current_app

@@ -30,6 +30,7 @@ def churn(storage: Any, names: list[str], seconds: float, journal: Path, seed: i
     from django.core.files.base import ContentFile
     from django.db import close_old_connections
 
+    from storage_hooks.batching import run_batch
     from storage_hooks.s3 import is_missing
 
     rng = random.Random(seed)
@@ -37,11 +38,25 @@ def churn(storage: Any, names: list[str], seconds: float, journal: Path, seed: i
     saved: list[str] = []
     with journal.open("a") as out:
         while time.monotonic() < deadline:
-            op = rng.choice(["save", "save", "save", "delete", "delete", "transfer", "read"])
+            op = rng.choice(
+                ["save", "save", "save", "delete", "delete", "transfer", "read", "batch", "redo"]
+            )
             name = rng.choice(saved[-4:] + names if op != "save" else names)
             entry: dict[str, Any] = {"op": op, "name": name, "start": time.time()}
+            if op == "batch":
+                # Saves of one transaction, handed over together at commit.
+                for done in save_together(storage, names, rng, seed):
+                    if done.get("ok"):
+                        saved.append(done["name"])
+                    out.write(json.dumps(done) + "\n")
+                continue
             try:
-                if op == "save":
+                if op == "redo":
+                    # A batch message delivered again, its files at once.
+                    result = run_batch(storage.key, rng.sample(saved[-6:] + names, 3), threads=3)
+                    if result.error is not None:
+                        raise result.error
+                elif op == "save":
                     data = f"{seed}:{time.time_ns()}:".encode() + os.urandom(rng.randint(0, 3000))
                     entry["sha"] = hashlib.sha256(data).hexdigest()
                     entry["name"] = storage.save(name, ContentFile(data))
@@ -66,6 +81,36 @@ def churn(storage: Any, names: list[str], seconds: float, journal: Path, seed: i
             out.write(json.dumps(entry) + "\n")
             out.flush()
     close_old_connections()
+
+
+def save_together(storage: Any, names: list[str], rng: random.Random, seed: int) -> list[dict]:
+    """Save two or three of ``names`` in one transaction; one journal entry
+    per save, ok only once the transaction committed."""
+    from django.core.files.base import ContentFile
+    from django.db import transaction
+
+    from storage_hooks import ledger
+
+    entries: list[dict[str, Any]] = []
+    start = time.time()
+    try:
+        with transaction.atomic(using=ledger.db_alias()):
+            for name in rng.sample(names, rng.randint(2, 3)):
+                data = f"{seed}:{time.time_ns()}:".encode() + os.urandom(rng.randint(0, 3000))
+                sha = hashlib.sha256(data).hexdigest()
+                entries.append({"op": "save", "name": name, "start": start, "sha": sha})
+                entries[-1]["name"] = storage.save(name, ContentFile(data))
+    except Exception as exc:
+        for entry in entries:
+            entry.update(ok=False, error=type(exc).__name__)
+            if entry["error"] not in EXPECTED_ERRORS:
+                entry["traceback"] = traceback.format_exc()
+    else:
+        for entry in entries:
+            entry["ok"] = True
+    for entry in entries:
+        entry["end"] = time.time()
+    return entries
 
 
 def configure(config: dict[str, Any]) -> Any:

@@ -50,6 +50,9 @@ class Deployment:
     runner: str = "celery"
     #: The worker's hooks of the storage (dotted paths).
     hooks: tuple[str, ...] = ("storage_hooks.hooks.DeleteLocal",)
+    #: Files per message from one transaction, and threads per message.
+    batch_size: int = 50
+    batch_threads: int = 8
 
     def replace(self, **changes: Any) -> Deployment:
         return dataclasses.replace(self, **changes)
@@ -122,6 +125,8 @@ class Deployment:
             "CACHE_PREFIX": "files",
             "HOST_QUEUES": self.host_queues,
             "HOSTNAME": self.hostname or None,
+            "BATCH_SIZE": self.batch_size,
+            "BATCH_THREADS": self.batch_threads,
         }
 
     def tasks(self) -> dict[str, Any]:

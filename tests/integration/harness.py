@@ -127,11 +127,20 @@ class Site:
         )
         if status == Status.REMOTE:
             wait_for(
-                lambda: any(name in e["args"] for e in self.events("task_postrun", retval="done")),
+                lambda: any(self._transferred_by(e, name) for e in self.events("task_postrun")),
                 f"the task that transferred {name!r} to return",
                 timeout,
                 self.logs,
             )
+
+    @staticmethod
+    def _transferred_by(event: dict[str, Any], name: str) -> bool:
+        """Whether a returned task transferred ``name``: a single transfer
+        that returned "done", or a batch that carried it."""
+        if event["task"] == "storage_hooks.transfer_batch":
+            done = event["retval"].get("done") if isinstance(event["retval"], dict) else 0
+            return name in event["args"][1] and bool(done)
+        return name in event["args"] and event["retval"] == "done"
 
     def events(self, event: str | None = None, **match: Any) -> list[dict[str, Any]]:
         return self.broker.events(event, **match)

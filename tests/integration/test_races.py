@@ -142,6 +142,56 @@ def test_concurrent_save_delete_transfer_of_a_few_names_lose_nothing(
     check_invariants(storage, journal(race), race["s3"]["endpoint_url"], race["s3"]["bucket_name"])
 
 
+def test_a_batch_delivered_to_several_workers_at_once_transfers_each_file_once(
+    race: dict[str, Any], settings: Any
+) -> None:
+    """Three deliveries of one batch message, each transferring eight files
+    at a time, on PostgreSQL and moto: every file is claimed, proven and
+    cleaned up (DeleteLocal) exactly once, and ends REMOTE with its bytes."""
+    from django.core.files.base import ContentFile
+    from django.db import connections, transaction
+
+    from storage_hooks import signals
+    from storage_hooks.batching import BatchResult, run_batch
+
+    from ..testapp.storages import recording
+
+    settings.STORAGE_HOOKS = {**settings.STORAGE_HOOKS, "RUNNER": "tests.test_batching.Collecting"}
+    storage = churn.build_storage(race)
+    contents = {f"batch/{i:02d}.bin": os.urandom(2000) + bytes([i]) for i in range(40)}
+    with transaction.atomic(using=ALIAS):
+        names = [storage.save(name, ContentFile(data)) for name, data in contents.items()]
+    assert all(storage.status(name) == Status.QUEUED for name in names)
+
+    results: list[BatchResult] = []
+
+    def deliver() -> None:
+        try:
+            results.append(run_batch(storage.key, names, threads=8))
+        finally:
+            connections.close_all()
+
+    with recording(storage, signals.transferred, signals.local_deleted) as events:
+        deliveries = [threading.Thread(target=deliver) for _ in range(3)]
+        for thread in deliveries:
+            thread.start()
+        for thread in deliveries:
+            thread.join()
+
+    assert all(result.error is None and not result.unreachable for result in results)
+    kinds = [outcome.kind for result in results for _, outcome in result.outcomes]
+    assert kinds.count("done") == len(names)
+    assert kinds.count("skipped") == 2 * len(names)
+    for signal in ("transferred", "local_deleted"):
+        assert sorted(kw["name"] for event, kw in events if event == signal) == sorted(names)
+    s3 = services.s3_client(race["s3"]["endpoint_url"])
+    for name, data in zip(names, contents.values(), strict=True):
+        assert storage.status(name) == Status.REMOTE
+        body = s3.get_object(Bucket=race["s3"]["bucket_name"], Key=name)["Body"].read()
+        assert body == data
+        assert not storage.local.exists(name)
+
+
 def check_invariants(
     storage: Any, entries: list[dict[str, Any]], endpoint: str, bucket: str
 ) -> None:

@@ -38,6 +38,41 @@ def test_the_message_is_sent_when_the_transaction_commits(site):
 
 
 @pytest.mark.integration
+def test_the_saves_of_one_transaction_travel_together(site):
+    """Twenty saves in one transaction are four messages of at most
+    BATCH_SIZE names; a real worker transfers, proves and cleans up each
+    file on its own (DeleteLocal), with one transfer_started and one
+    transferred per file. A lone save still goes alone, at once."""
+    site.configure(batch_size=6, batch_threads=4)
+    queue = site.deployment.queue
+    site.broker.drop_queue(queue)  # what earlier tests left
+    with transaction.atomic(using=ALIAS):
+        names = [
+            site.storage.save(f"batch/{i:02d}.bin", ContentFile(b"%02d" % i * 512))
+            for i in range(20)
+        ]
+        assert site.broker.raw_messages(queue) == []
+    messages = site.broker.messages(queue)
+    assert [m["headers"]["task"] for m in messages] == ["storage_hooks.transfer_batch"] * 4
+    sent = [name for m in messages for name in m["decoded"][0][1]]
+    assert sorted(sent) == sorted(names)
+    assert [len(m["decoded"][0][1]) for m in messages] == [6, 6, 6, 2]
+
+    lone = site.storage.save("batch/lone.bin", ContentFile(b"alone"))
+    assert site.broker.messages(queue)[-1]["decoded"][0] == [site.deployment.key, lone]
+
+    site.start_worker()
+    for name in [*names, lone]:
+        site.wait_status(name, Status.REMOTE)
+    for i, name in enumerate(names):
+        assert site.remote_bytes(name) == b"%02d" % i * 512
+        assert not site.local_path(name).exists()  # DeleteLocal ran for each
+    for event in ("transfer_started", "transferred"):
+        done = [e["name"] for e in site.events(event)]
+        assert sorted(done) == sorted([*names, lone]), event
+
+
+@pytest.mark.integration
 def test_host_queues(site):
     """HOST_QUEUES: the message, and every retry, go to "<QUEUE>.<host>";
     the worker on that host's queue runs them, a shared worker does not."""
