@@ -116,11 +116,15 @@ admin socket = {root}/run/$name.asok
 log file = {root}/log/$name.log
 [mon.a]
 mon data = {root}/mon
+# radosgw creates its pools one map change at a time, each waiting for the
+# next proposal (1 s by default): 11 s of its start, 1 s with these.
 paxos propose interval = 0.05
 paxos min wait = 0.01
 [osd.0]
 osd data = {root}/osd
 osd objectstore = memstore
+# Ceph 16's OSD may send these start-up commands before it has the monitor
+# map; refused ("wrong fsid"), it never boots. The harness places it itself.
 osd crush update on start = false
 osd class update on start = false
 memstore device bytes = 1073741824
@@ -171,7 +175,10 @@ def radosgw(root: Path) -> Iterator[S3Server]:
         setup("ceph-osd", "--id", "0", "--mkfs")
         _daemon(stack, ["ceph-osd", "--id", "0", "-f"], env=env)
         gateway = _daemon(stack, ["radosgw", "--name", "client.rgw.a", "-f"], env=env)
-        services.wait_for_port(rgw_port, gateway, timeout=60)
+        try:
+            services.wait_for_port(rgw_port, gateway, timeout=60)
+        except RuntimeError as exc:
+            raise RuntimeError(f"radosgw did not start: {exc} (logs in {root / 'log'})") from exc
         server = S3Server("radosgw", f"http://127.0.0.1:{rgw_port}", "RADOSGWKEY", "RADOSGWSECRET")
         setup(
             "radosgw-admin", "user", "create", "--uid", "tests", "--display-name", "tests",
