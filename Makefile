@@ -4,8 +4,9 @@
 #   make test   lint, types, the documentation and the whole test suite on
 #               every supported Python/Django pair (tox), with real Redis,
 #               PostgreSQL, Celery workers, moto's S3 server and headless
-#               Chromium.
-# Everything is installed into .venv (and .tox) by these targets.
+#               Chromium, Ceph's radosgw and s3rver.
+# Everything is installed into .venv (and .tox, tests/node/node_modules) by
+# these targets; Debian packages with apt-get, when missing.
 
 # The interpreters tox needs (Django 5.2 on 3.10 and 3.11, Django 6 on 3.12
 # and 3.13).
@@ -19,7 +20,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test quick lint docs bench chromium pythons clean mutate
+.PHONY: demo test quick lint docs bench chromium radosgw s3rver pythons clean mutate
 
 $(STAMP): pyproject.toml
 	@command -v python3.12 >/dev/null || { echo "python3.12 is needed (e.g. pyenv install 3.12)"; exit 1; }
@@ -36,11 +37,28 @@ chromium:
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
 
+# The S3 servers other than moto that tests/integration/test_servers.py runs:
+# Ceph's radosgw (Debian's packages; one monitor, one in-memory OSD) and npm's
+# s3rver, pinned by tests/node/package-lock.json.
+radosgw:
+	@command -v radosgw >/dev/null && command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null || { \
+	  echo "Installing Debian's radosgw, ceph-mon and ceph-osd for the S3 server tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends radosgw ceph-mon ceph-osd) >/dev/null; }
+
+S3RVER := tests/node/node_modules/.installed
+$(S3RVER): tests/node/package.json tests/node/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed for the s3rver tests"; exit 1; }
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	touch $@
+
+s3rver: $(S3RVER)
+
 pythons:
 	@for v in $(PYTHON_MINORS); do command -v python$$v >/dev/null || \
 	  { echo "python$$v is needed for the test matrix (e.g. pyenv install $$v)"; exit 1; }; done
 
-test: pythons $(STAMP) chromium
+test: pythons $(STAMP) chromium radosgw s3rver
 	$(VENV)/bin/tox run
 
 quick: $(STAMP)
@@ -64,4 +82,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache docs/_build
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache docs/_build tests/node/node_modules

@@ -81,7 +81,14 @@ def prove(
     if how == "auto" and write is not None and write.etag:
         if validated and write.checksum_sha256:
             return "checksum", write.etag
-        if s3.etag_is_md5(write.etag) and sent_etag is not None:
+        # Compared only in S3's form for the upload (``-N`` for N parts): a
+        # server that gives a multipart object its whole MD5 (s3rver) is
+        # read back.
+        if (
+            s3.etag_is_md5(write.etag)
+            and sent_etag is not None
+            and _same_form(write.etag, sent_etag)
+        ):
             if write.etag != sent_etag:
                 raise VerificationError(
                     f"The remote reports ETag {write.etag} for {name!r}, but the bytes sent "
@@ -95,6 +102,11 @@ def prove(
             f"SHA-256 {checksum}, expected {row.size} bytes with {row.checksum}."
         )
     return "readback", (write.etag if write and write.etag else f"sha256:{checksum}")
+
+
+def _same_form(etag: str, sent_etag: str) -> bool:
+    """Whether both ETags are of a single upload, or both of a multipart one."""
+    return ("-" in etag) == ("-" in sent_etag)
 
 
 def is_ours(remote: Storage, name: str, identity: str) -> bool:

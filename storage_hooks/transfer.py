@@ -205,11 +205,18 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
     a file this library did not write, and prove the copy."""
     name, remote = row.name, storage.remote
     remote_s3 = s3.as_s3(remote)
+    parts = None
+    if remote_s3 is not None and not s3.gzips(remote_s3, name):
+        parts = s3.PartHasher(remote_s3, row.size or 0)
     exclusive = remote_s3 is not None and s3.conditional_writes(remote)
     validated = False
     if exclusive and conf.CONDITIONAL_WRITES is True:
         capabilities = s3.probe(remote_s3)
-        skip_check = capabilities.honours_if_none_match
+        # The probe tries PutObject; a server may ignore the condition on
+        # CompleteMultipartUpload (Ceph's radosgw 16 does), so an upload
+        # that may go multipart keeps the existence check.
+        single = parts is not None and not parts.multipart
+        skip_check = capabilities.honours_if_none_match and single
         validated = capabilities.validates_checksums
     else:
         skip_check = exclusive and conf.CONDITIONAL_WRITES == "only"
@@ -234,9 +241,6 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
                 )
             remote.delete(name)  # the unfinished copy of one of our earlier attempts
         ledger.mark_remote_write_started(row)
-        parts = None
-        if remote_s3 is not None and not s3.gzips(remote_s3, name):
-            parts = s3.PartHasher(remote_s3, row.size or 0)
         sent = _Sent(source, name, parts)
         saved, write = _write(storage, row, sent, exclusive=exclusive, parts=parts)
         sent_sha256 = sent.hexdigest()  # before the file closes

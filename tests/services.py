@@ -94,36 +94,45 @@ def moto_server(port: int | None = None) -> Iterator[str]:
         wait_for_port(port, proc)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
-def s3_options(endpoint: str, bucket: str) -> dict[str, object]:
-    """OPTIONS for django-storages' S3Storage against a moto server."""
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """End a server the tests started: SIGTERM, then SIGKILL after ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def s3_options(
+    endpoint: str, bucket: str, *, access_key: str = "testing", secret_key: str = "testing"
+) -> dict[str, object]:
+    """OPTIONS for django-storages' S3Storage against a moto server (or
+    another S3 server, with its credentials)."""
     return {
         "bucket_name": bucket,
         "endpoint_url": endpoint,
-        "access_key": "testing",
-        "secret_key": "testing",
+        "access_key": access_key,
+        "secret_key": secret_key,
         "region_name": "us-east-1",
         "file_overwrite": True,
         "querystring_auth": False,
     }
 
 
-def s3_client(endpoint: str) -> Any:
-    """A boto3 S3 client for a moto server (moto accepts any credentials)."""
+def s3_client(endpoint: str, *, access_key: str = "testing", secret_key: str = "testing") -> Any:
+    """A boto3 S3 client for a moto server (moto accepts any credentials),
+    or another S3 server with its credentials."""
     import boto3
 
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         region_name="us-east-1",
     )
 

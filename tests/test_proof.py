@@ -188,3 +188,25 @@ def test_a_server_that_validates_checksums_is_detected(s3_remote: Any) -> None:
         s3.forget_capabilities()
     assert found.validates_checksums
     assert found.honours_if_none_match
+
+
+def test_a_multipart_etag_of_another_form_is_read_back(s3_remote: Any) -> None:
+    """npm's s3rver gives a multipart object the MD5 of the whole object,
+    not S3's MD5 of the parts' MD5s ("...-N"): there is nothing to compare
+    the ETag with, so the copy is read back, and proven only if it holds the
+    ledger's bytes."""
+    from storage_hooks import proof
+
+    row = StoredFile(name="whole.bin", size=len(DATA), checksum=hashlib.sha256(DATA).hexdigest())
+    whole = f'"{hashlib.md5(DATA).hexdigest()}"'
+    write = s3.Write(("", row.name), if_none_match=True, checksum_sha256=None, etag=whole)
+    sent_in_parts = f'"{hashlib.md5(b"the parts").hexdigest()}-2"'
+
+    s3_remote.save(row.name, ContentFile(DATA))
+    assert proof.prove(s3_remote, row, write=write, sent_etag=sent_in_parts) == (
+        "readback",
+        whole,
+    )
+    s3_remote.save(row.name, ContentFile(DATA[::-1]))
+    with pytest.raises(VerificationError):
+        proof.prove(s3_remote, row, write=write, sent_etag=sent_in_parts)

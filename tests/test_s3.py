@@ -171,6 +171,32 @@ def test_a_multipart_upload_is_refused_at_completion(
     assert (local_dir / name).stat().st_size == len(data)
 
 
+def test_a_file_that_may_go_multipart_keeps_the_existence_check(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter
+) -> None:
+    """The probe tries the condition on PutObject only, and a server may
+    ignore it on CompleteMultipartUpload (Ceph's radosgw 16 does: see
+    tests/integration/test_servers.py), so a big file is checked first."""
+    remote = make_s3(s3_endpoint, s3_bucket)
+    remote.transfer_config = TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB
+    )
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("cw")
+    )
+    assert s3.probe(remote).honours_if_none_match
+    remote.save("big.bin", ContentFile(b"theirs"))
+    with requests_of(remote) as sent:
+        big = storage.save("big.bin", ContentFile(b"m" * (6 * MIB)))
+        small = storage.save("small.bin", ContentFile(b"s"))
+    # The big file: the check, then the size of what is there (not ours);
+    # the small one: its conditional write alone.
+    assert sent == ["HeadObject", "HeadObject", "PutObject"]
+    assert storage.status(big) == Status.FAILED
+    assert remote_bytes(s3_endpoint, s3_bucket, "big.bin") == b"theirs"
+    assert storage.status(small) == Status.REMOTE
+
+
 def test_only_mode_sends_one_request_per_file(
     storage: QueuedStorage, remote: Any, immediate: Setter
 ) -> None:
