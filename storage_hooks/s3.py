@@ -111,6 +111,25 @@ def object_key(storage: Any, name: str) -> str:
     return str(storage._normalize_name(clean_name(name)))
 
 
+def put_small(storage: Any, name: str, content: Any) -> str:
+    """Write ``content`` (a seekable binary file below the multipart
+    threshold) under ``name`` with
+    one ``PutObject``, under the key and with the write parameters
+    django-storages' ``_save`` would use (its private
+    ``_get_write_parameters``: content type, ACL, object parameters; checked
+    against django-storages 1.14.6), but without the transfer manager that
+    ``_save`` starts, and stops, with its threads for every file. Returns the
+    name, as ``_save`` does. Not for names django-storages gzips."""
+    from storages.utils import clean_name
+
+    key = object_key(storage, name)
+    params = storage._get_write_parameters(key, content)
+    content.seek(0)
+    # The file itself as the body: botocore reads it in bounded blocks.
+    client(storage).put_object(Bucket=storage.bucket_name, Key=key, Body=content, **params)
+    return str(clean_name(name))
+
+
 def _has_parameter(s3_client: Any, operation: str, parameter: str) -> bool:
     model = s3_client.meta.service_model.operation_model(operation)
     return parameter in model.input_shape.members

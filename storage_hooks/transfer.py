@@ -295,7 +295,10 @@ def _write(
         with s3.write(
             remote_s3, name, exclusive=exclusive, sha256_hex=row.checksum if single else None
         ) as write:
-            saved: str = remote._save(name, content)  # type: ignore[attr-defined]
+            if single:
+                saved: str = s3.put_small(remote_s3, name, content)
+            else:
+                saved = remote._save(name, content)  # type: ignore[attr-defined]
     except Exception as exc:
         if s3.name_taken(exc):
             # Nothing of ours was written: the name is another writer's.
