@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import env  # noqa: E402
 from benchmarks.report import Row, Section, not_measured, table  # noqa: E402
 
-NAMES = ("request", "transfer", "memory", "url", "signals", "legacy", "fallback", "ledger")
+NAMES = ("request", "transfer", "memory", "ops", "url", "signals", "legacy", "fallback", "ledger")
 #: Run only when asked (--only ledger): it builds a ledger of millions of rows.
 OPT_IN = ("ledger",)
 
