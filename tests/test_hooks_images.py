@@ -21,6 +21,7 @@ from storage_hooks.hooks.images import (
     pixel_budget,
 )
 
+from .conftest import unique_key
 from .imagefiles import EPS, fake_ghostscript, image_bytes, path_with, png_header_only
 
 
@@ -172,7 +173,7 @@ def test_a_log_line_hides_the_open_files_path_and_the_storage_root(tmp_path: Pat
     upload.parent.mkdir()
     upload.write_bytes(b"not an image")
     storage = QueuedStorage(
-        local=FileSystemStorage(location=root), remote=InMemoryStorage(), key="paths"
+        local=FileSystemStorage(location=root), remote=InMemoryStorage(), key=unique_key("paths")
     )
     with upload.open("rb") as fh:
         paths = local_paths(storage, File(fh, name=str(upload)))
