@@ -21,6 +21,7 @@ from storage_hooks.hooks.images import (
     pixel_budget,
 )
 
+from .conftest import unique_key
 from .imagefiles import EPS, fake_ghostscript, image_bytes, path_with, png_header_only
 
 
@@ -157,3 +158,25 @@ def test_a_log_line_shows_no_absolute_path() -> None:
     text = describe(exc, "/srv/media/local")
     assert text == "OSError: cannot read …/photos/cat.png or … y"
     assert describe(ValueError("image/png 4:2:0")) == "ValueError: image/png 4:2:0"
+
+
+def test_a_log_line_hides_the_open_files_path_and_the_storage_root(tmp_path: Path) -> None:
+    from django.core.files import File
+    from django.core.files.storage import FileSystemStorage, InMemoryStorage
+
+    from storage_hooks.hooks.images import local_paths
+    from storage_hooks.storage import QueuedStorage
+
+    # Spaces: the paths are replaced whole, not cut at the first blank.
+    root = tmp_path / "media root"
+    upload = tmp_path / "my uploads" / "cat photo.png"
+    upload.parent.mkdir()
+    upload.write_bytes(b"not an image")
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=root), remote=InMemoryStorage(), key=unique_key("paths")
+    )
+    with upload.open("rb") as fh:
+        paths = local_paths(storage, File(fh, name=str(upload)))
+    exc = OSError(f"cannot read {upload} nor {root / 'thumbs' / 'cat small.png'}")
+    assert describe(exc, *paths) == "OSError: cannot read … nor …/thumbs/cat small.png"
+    assert local_paths(object(), object()) == (None, None)

@@ -210,6 +210,12 @@ def test_a_png_without_metadata_is_left_as_it_is(fs_storage: QueuedStorage) -> N
     assert strip(fs_storage, "plain.png", encoded(halves(), "PNG", icc_profile=ICC)) is None
 
 
+def test_a_png_is_read_up_to_its_end_chunk_only(fs_storage: QueuedStorage) -> None:
+    # Bytes after IEND (padding some tools add) are not chunks of the image.
+    padded = encoded(halves(), "PNG") + b"\0" * 32
+    assert strip(fs_storage, "padded.png", padded) is None
+
+
 # -- WebP --------------------------------------------------------------------
 
 

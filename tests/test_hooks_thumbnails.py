@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,48 @@ def test_jpeg_thumbnails_of_a_transparent_image(local_dir: Path, remote_dir: Pat
     assert opened(remote_dir / "logo.s.jpg") == ("JPEG", (10, 20))
 
 
+def test_transparent_pixels_are_white_in_jpeg_thumbnails(local_dir: Path, remote_dir: Path) -> None:
+    logo = Image.new("RGBA", (40, 40), (0, 0, 0, 0))  # transparent black
+    logo.paste((255, 0, 0, 255), (0, 0, 20, 40))  # left half opaque red
+    storage = storage_with(local_dir, remote_dir, Thumbnails({"s": (20, 20)}, format="JPEG"))
+    storage.save("logo.png", ContentFile(encoded(logo, "PNG")))
+    with Image.open(remote_dir / "logo.s.jpg") as thumb:
+        assert thumb.mode == "RGB"
+        red, right = thumb.getpixel((3, 10)), thumb.getpixel((16, 10))
+    assert isinstance(red, tuple)
+    assert isinstance(right, tuple)
+    assert red[0] > 200 > max(red[1:])
+    assert min(right) > 240  # white, not the black under the transparency
+
+
+def test_a_thumbnail_is_in_the_format_its_name_says(local_dir: Path, remote_dir: Path) -> None:
+    storage = storage_with(local_dir, remote_dir, Thumbnails({"small": (32, 32)}))
+    storage.save("mislabelled.png", ContentFile(encoded(halves(), "JPEG")))
+    assert opened(remote_dir / "mislabelled.small.png") == ("PNG", (32, 16))
+
+
+def multi_picture_jpeg() -> bytes:
+    """A JPEG with a second picture (MPO), as phone cameras write them."""
+    return encoded(halves(), "MPO", save_all=True, append_images=[halves()])
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "fmt"),
+    [
+        ("upload", image_bytes((64, 32), "PNG", mode="RGBA"), "PNG"),
+        ("upload.bin", image_bytes((64, 32), "JPEG"), "JPEG"),
+        ("camera", multi_picture_jpeg(), "JPEG"),
+    ],
+)
+def test_an_image_without_an_image_extension_keeps_its_own_format(
+    local_dir: Path, remote_dir: Path, name: str, data: bytes, fmt: str
+) -> None:
+    storage = storage_with(local_dir, remote_dir, Thumbnails({"small": (32, 32)}))
+    storage.save(name, ContentFile(data))
+    (thumbnail,) = storage.derivatives(name).values()
+    assert opened(remote_dir / thumbnail) == (fmt, (32, 16))
+
+
 @pytest.mark.parametrize(
     ("name", "data"),
     [
@@ -164,6 +207,7 @@ def test_with_delete_local_everything_ends_on_the_remote(local_dir: Path, remote
         ({"a.b": (1, 1)}, "plain word"),
         ({"": (1, 1)}, "plain word"),
         ({"x": (0, 10)}, "must be positive"),
+        ({"x": (10, 0)}, "must be positive"),
     ],
 )
 def test_bad_sizes_are_refused(sizes: dict[str, tuple[int, int]], message: str) -> None:
@@ -368,6 +412,22 @@ def test_bad_options_are_refused(options: dict[str, Any], message: str) -> None:
         Thumbnails({"small": (10, 10)}, **options)
 
 
+@pytest.mark.parametrize("quality", [1, 100])
+def test_the_whole_documented_quality_range_is_accepted(quality: int) -> None:
+    assert Thumbnails({"small": (10, 10)}, quality=quality).quality == quality
+
+
+def test_jpeg_thumbnails_are_encoded_at_quality_85_by_default(
+    local_dir: Path, remote_dir: Path
+) -> None:
+    storage = storage_with(local_dir, remote_dir, Thumbnails({"small": (32, 32)}))
+    storage.save("sky.jpg", ContentFile(encoded(halves(), "JPEG", quality=50)))
+    with Image.open(remote_dir / "sky.small.jpg") as thumb:
+        tables = thumb.quantization  # type: ignore[attr-defined]
+    with Image.open(io.BytesIO(encoded(halves((32, 16)), "JPEG", quality=85))) as reference:
+        assert tables == reference.quantization  # type: ignore[attr-defined]
+
+
 CHILD = r"""
 import json, resource, sys
 import django
@@ -409,3 +469,25 @@ def test_a_large_jpeg_costs_the_worker_little_memory(tmp_path: Path) -> None:
     result = json.loads(child.stdout)
     assert all(size > 0 for size in result["sizes"].values())
     assert result["growth_kib"] < 200 * 1024, result
+
+
+@pytest.fixture
+def pillow_mebibytes() -> Iterator[Callable[[], int]]:
+    """Counts the memory Pillow allocates for pixels, in MiB blocks."""
+    block_size = Image.core.get_block_size()
+    Image.core.set_block_size(1 << 20)
+    Image.core.reset_stats()
+    yield lambda: Image.core.get_stats()["allocated_blocks"]
+    Image.core.set_block_size(block_size)
+
+
+def test_thumbnails_of_a_large_jpeg_cost_a_fraction_of_one_full_decode(
+    pillow_mebibytes: Callable[[], int],
+) -> None:
+    """A 4000x3000 JPEG takes 46 MiB decoded in full; for 64-pixel
+    thumbnails it is decoded at 1/8 scale (draft)."""
+    photo = encoded(Image.linear_gradient("L").resize((4000, 3000)).convert("RGB"), "JPEG")
+    Image.core.reset_stats()
+    made = Thumbnails({"small": (64, 64)}).render(io.BytesIO(photo), ["small"], target="JPEG")
+    assert Image.open(io.BytesIO(made["small"])).size == (64, 48)
+    assert pillow_mebibytes() < 8

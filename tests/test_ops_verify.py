@@ -219,9 +219,12 @@ def test_verify_checksums_on_s3_reads_back_when_no_checksum_is_stored(
     assert [(p.name, p.kind) for p in report.problems] == [("a.txt", "checksum")]
 
 
-@pytest.mark.parametrize("stored_right", [True, False])
+@pytest.mark.parametrize(
+    ("checksum_type", "stored_right"),
+    [("FULL_OBJECT", True), ("FULL_OBJECT", False), ("COMPOSITE", False)],
+)
 def test_verify_checksums_on_s3_trusts_the_checksum_s3_returns(
-    s3_endpoint: str, s3_bucket: str, local_dir: Path, stored_right: bool
+    s3_endpoint: str, s3_bucket: str, local_dir: Path, checksum_type: str, stored_right: bool
 ) -> None:
     body = b"proven bytes"
     storage, _client, s3client, heads = checksum_fixture(s3_endpoint, s3_bucket, local_dir, body)
@@ -232,15 +235,143 @@ def test_verify_checksums_on_s3_trusts_the_checksum_s3_returns(
     # ChecksumSHA256 (the only part of the exchange that is simulated).
     def add_checksum(parsed: dict[str, Any], **kwargs: Any) -> None:
         parsed["ChecksumSHA256"] = base64.b64encode(stored).decode()
-        parsed["ChecksumType"] = "FULL_OBJECT"
+        parsed["ChecksumType"] = checksum_type
 
     s3client.meta.events.register("after-call.s3.HeadObject", add_checksum)
 
     report = verify_remote([storage.key], checksums=True)
 
     assert len(heads) == 1
+    if checksum_type == "COMPOSITE":
+        # A multipart upload's checksum of its parts' checksums is not the
+        # file's SHA-256: the bytes are read back instead.
+        assert gets[0] == 1
+        assert report.problems == []
+        return
     assert gets[0] == 0
     if stored_right:
         assert report.problems == []
     else:
         assert [(p.name, p.kind) for p in report.problems] == [("a.txt", "checksum")]
+
+
+def test_verify_checksums_on_s3_reads_back_a_large_object_whole(
+    s3_endpoint: str, s3_bucket: str, local_dir: Path
+) -> None:
+    body = bytes(range(256)) * 6144  # 1.5 MiB: read back in more than one chunk
+    storage, client, _s3client, _heads = checksum_fixture(s3_endpoint, s3_bucket, local_dir, body)
+    assert verify_remote([storage.key], checksums=True).problems == []
+    client.put_object(Bucket=s3_bucket, Key="media/a.txt", Body=body[:-1] + b"!")
+    report = verify_remote([storage.key], checksums=True)
+    assert [(p.name, p.kind) for p in report.problems] == [("a.txt", "checksum")]
+
+
+# -- what is reported, and what --fix does ----------------------------------
+
+
+def memory_remote(local_dir: Path) -> tuple[QueuedStorage, InMemoryStorage]:
+    remote = InMemoryStorage()
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("mem")
+    )
+    return storage, remote
+
+
+def test_verify_checksums_finds_missing_and_resized_files(local_dir: Path) -> None:
+    storage, remote = memory_remote(local_dir)
+    for name in ("gone.txt", "grown.txt", "kept.txt"):
+        storage.save(name, ContentFile(b"abcd"))
+    remote.delete("gone.txt")
+    remote.delete("grown.txt")
+    remote.save("grown.txt", ContentFile(b"abcdef"))
+
+    report = verify_remote([storage.key], checksums=True)
+
+    assert report.checked == 3
+    assert [(p.name, p.kind, p.expected_size, p.actual_size) for p in report.problems] == [
+        ("gone.txt", "missing", 4, None),
+        ("grown.txt", "size", 4, 6),
+    ]
+
+
+def test_verify_without_fix_changes_nothing(fs_storage: QueuedStorage, remote_dir: Path) -> None:
+    names = remote_files(fs_storage, remote_dir, 2)
+    (remote_dir / names[0]).unlink()
+
+    report = verify_remote([fs_storage.key])
+
+    assert [(p.name, p.kind, p.action) for p in report.problems] == [(names[0], "missing", "")]
+    assert fs_storage.status(names[0]) == Status.REMOTE
+    assert not (remote_dir / names[0]).exists()
+
+
+def test_a_remote_file_that_cannot_be_sized_is_an_error_and_never_fixed(
+    fs_storage: QueuedStorage, remote_dir: Path
+) -> None:
+    fs_storage.save("a.txt", ContentFile(b"abc"))
+    (remote_dir / "a.txt").unlink()
+    (remote_dir / "a.txt").symlink_to(remote_dir / "nowhere")  # listed, not readable
+
+    report = verify_remote([fs_storage.key], fix=True)
+
+    (problem,) = report.problems
+    assert (problem.name, problem.kind, problem.expected_size, problem.action) == (
+        "a.txt",
+        "error",
+        3,
+        "",
+    )
+    assert problem.detail.startswith("FileNotFoundError: ")
+    assert not report.ok
+    assert fs_storage.status("a.txt") == Status.REMOTE  # the remote could not be asked
+    assert (remote_dir / "a.txt").is_symlink()
+
+
+def test_fix_requeues_to_the_host_that_holds_the_local_copy(
+    fs_storage: QueuedStorage, remote_dir: Path
+) -> None:
+    from django.test import override_settings
+
+    from .test_commands import RecordingRunner
+
+    fs_storage.save("a.txt", ContentFile(b"abc"))
+    StoredFile.objects.filter(storage_key=fs_storage.key, name="a.txt").update(host="web-7")
+    (remote_dir / "a.txt").unlink()
+    RecordingRunner.calls.clear()
+    runner = {"RUNNER": "tests.test_commands.RecordingRunner", "HOSTNAME": "cron-1"}
+
+    with override_settings(STORAGE_HOOKS=runner):
+        report = verify_remote([fs_storage.key], fix=True)
+        assert fs_storage.status("a.txt") == Status.QUEUED  # served locally meanwhile
+        assert fs_storage.url("a.txt") == fs_storage.local.url("a.txt")
+
+    assert [(p.name, p.action) for p in report.problems] == [("a.txt", "requeued")]
+    assert RecordingRunner.calls == [(fs_storage.key, "a.txt", "web-7")]
+
+
+def test_fix_reports_files_lost_before_with_those_it_finds_lost(
+    fs_storage: QueuedStorage, local_dir: Path, remote_dir: Path
+) -> None:
+    for name in ("a.txt", "b.txt"):
+        fs_storage.save(name, ContentFile(b"abc"))
+        (remote_dir / name).unlink()
+        (local_dir / name).unlink()
+    verify_remote([fs_storage.key], fix=True)  # both LOST
+    StoredFile.objects.filter(storage_key=fs_storage.key, name="a.txt").update(
+        status=Status.REMOTE  # a.txt: recorded REMOTE again (a restored ledger)
+    )
+
+    report = verify_remote([fs_storage.key], fix=True)
+
+    assert [(p.name, p.kind, p.action) for p in report.problems] == [
+        ("a.txt", "missing", "lost"),
+        ("b.txt", "lost", ""),
+    ]
+
+
+def test_verify_json_says_its_layout(fs_storage: QueuedStorage, remote_dir: Path) -> None:
+    from .test_commands import run
+
+    remote_files(fs_storage, remote_dir, 1)
+    document = run("verify", "--json", "--storage", fs_storage.key).json()
+    assert (document["schema"], document["command"], document["ok"]) == (1, "verify", True)
