@@ -260,3 +260,20 @@ def test_a_ledger_without_its_app_says_how_to_install_it() -> None:
     message = str(caught.value)
     assert "INSTALLED_APPS" in message
     assert "manage.py migrate" in message
+
+
+def test_deleting_a_name_the_ledger_does_not_know_holds_it_with_a_placeholder() -> None:
+    key = unique_key()
+    held = ledger.begin_delete(key, "never-saved.txt")
+    assert held is not None
+    assert held.pk is not None
+    # Nothing was saved on any host, nothing written to the remote.
+    assert (held.status, held.host, held.checksum, held.remote_write_started) == (
+        Status.DELETING,
+        "",
+        "",
+        False,
+    )
+    assert ledger.begin_delete(key, "never-saved.txt") is None  # already being deleted
+    ledger.finish_delete(held)
+    assert not ledger.knows(key, "never-saved.txt")
