@@ -27,9 +27,6 @@ if os.environ.get("STORAGE_HOOKS_TEST_DB") == "postgres":
         "USER": "postgres",
         "TEST": {"NAME": f"test_storage_hooks_{os.getpid()}"},
     }
-# A second database, for tests of a ledger kept apart (STORAGE_HOOKS["DATABASE"]);
-# set up only for the tests that ask for it (``databases=[..., "other"]``).
-DATABASES["other"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 MEDIA_ROOT = tempfile.mkdtemp(prefix="storage_hooks_media_")
 STORAGE_HOOKS = {"RUNNER": "immediate"}

@@ -66,14 +66,22 @@ def test_purge_needs_the_rejected_option() -> None:
     assert "--rejected" in result.err
 
 
-def test_purge_reports_rows_of_storages_it_does_not_know() -> None:
-    StoredFile.objects.create(
-        storage_key="elsewhere", name="x", status=Status.FAILED, failure="rejected"
-    )
+def test_purge_reports_rows_of_storages_it_does_not_know(
+    fs_storage: QueuedStorage, local_dir: Path
+) -> None:
+    for name in ("x", "y"):
+        StoredFile.objects.create(
+            storage_key="elsewhere", name=name, status=Status.FAILED, failure="rejected"
+        )
+    bad = fs_storage.save("bad.bin", ContentFile(b"bad"))  # of a storage it knows
+    reject(fs_storage, bad)
     result = run("purge", "--rejected", "--json")
     assert result.code == 1
-    assert result.json()["unknown"] == {"elsewhere": 1}
-    assert StoredFile.objects.filter(storage_key="elsewhere").exists()
+    doc = result.json()
+    assert doc["unknown"] == {"elsewhere": 2}
+    assert [entry["name"] for entry in doc["deleted"]] == [bad]
+    assert StoredFile.objects.filter(storage_key="elsewhere").count() == 2
+    assert not (local_dir / bad).exists()
 
 
 def rejected_row(storage: QueuedStorage, name: str) -> StoredFile:

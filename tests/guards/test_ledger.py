@@ -11,6 +11,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
+from django.core.management import call_command
 from django.db import OperationalError, connections, transaction
 from django.test import override_settings
 
@@ -22,7 +23,7 @@ from ..conftest import unique_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-#: The alias of the second database of tests/settings.py.
+#: The alias of the second database (the fixture ``other_database``).
 OTHER = "other"
 
 
@@ -34,11 +35,31 @@ def on(alias: str, key: str) -> Any:
     return StoredFile.objects.using(alias).filter(storage_key=key)
 
 
-@pytest.fixture
-def ledger_elsewhere() -> Iterator[str]:
-    """The ledger kept in the database ``other`` (STORAGE_HOOKS["DATABASE"])."""
-    with override_settings(STORAGE_HOOKS={"RUNNER": "immediate", "DATABASE": OTHER}):
+@pytest.fixture(scope="module")
+def other_database(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
+    """A second SQLite database (in memory), reached as the alias ``other``.
+    Added after the test databases are set up, and only for this module (as
+    ``ops_pg`` in tests/test_commands.py): every other test keeps seeing one
+    database, and the system checks do not reach a second one."""
+    config = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    connections.settings[OTHER] = connections.configure_settings({"default": {}, OTHER: config})[
+        OTHER
+    ]
+    try:
+        with django_db_blocker.unblock():
+            call_command("migrate", database=OTHER, verbosity=0)
         yield OTHER
+    finally:
+        if hasattr(connections._connections, OTHER):
+            del connections[OTHER]
+        del connections.settings[OTHER]
+
+
+@pytest.fixture
+def ledger_elsewhere(other_database: str) -> Iterator[str]:
+    """The ledger kept in the database ``other`` (STORAGE_HOOKS["DATABASE"])."""
+    with override_settings(STORAGE_HOOKS={"RUNNER": "immediate", "DATABASE": other_database}):
+        yield other_database
 
 
 # -- a ledger on a database of its own ----------------------------------------
