@@ -42,9 +42,8 @@ def other_database(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str
     ``ops_pg`` in tests/test_commands.py): every other test keeps seeing one
     database, and the system checks do not reach a second one."""
     config = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
-    connections.settings[OTHER] = connections.configure_settings({"default": {}, OTHER: config})[
-        OTHER
-    ]
+    configured = connections.configure_settings({"default": {}, OTHER: config})
+    connections.settings[OTHER] = configured[OTHER]
     try:
         with django_db_blocker.unblock():
             call_command("migrate", database=OTHER, verbosity=0)
