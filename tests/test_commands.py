@@ -253,6 +253,44 @@ def test_status_queries_do_not_grow_with_the_ledger(fs_storage, django_assert_ma
     assert doc["remote_estimated"] is False
 
 
+def test_status_oldest_pending_is_the_oldest_file_not_yet_transferred(fs_storage):
+    fs_storage.save("done.txt", ContentFile(b"on the remote for days"))
+    backdate(fs_storage, "done.txt", 3 * 86400, created_at=True, updated_at=True)
+    with LOSE:
+        fs_storage.save("waiting.txt", ContentFile(b"queued"))
+    backdate(fs_storage, "waiting.txt", 120)
+
+    doc = run("status", "--json", "--storage", fs_storage.key).json()
+
+    pending = doc["storages"][0]["oldest_pending"]
+    assert (pending["name"], pending["status"]) == ("waiting.txt", "queued")
+    waiting = row(fs_storage, "waiting.txt")
+    assert pending["created_at"] == waiting.created_at.isoformat()
+    assert pending["updated_at"] == waiting.updated_at.isoformat()
+    assert doc["oldest_pending"] == pending
+
+
+def test_status_counts_a_key_whose_first_file_is_saved_while_it_runs(fs_storage):
+    from django.db import connection
+
+    late = unique_key("late")
+    saved: list[str] = []
+
+    def save_meanwhile(execute: Any, sql: str, *args: Any) -> Any:
+        if "GROUP BY" in sql and not saved:  # the counts, read after the keys
+            saved.append(late)
+            StoredFile.objects.create(storage_key=late, name="x.txt", status=Status.FAILED)
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(save_meanwhile):
+        result = run("status", "--json")
+
+    assert result.code == 0
+    by_key = {entry["key"]: entry for entry in result.json()["storages"]}
+    assert by_key[late]["counts"]["failed"] == 1
+    assert by_key[late]["known"] is False
+
+
 # -- retry ------------------------------------------------------------------
 
 
@@ -363,6 +401,16 @@ def test_retry_reports_rows_of_unknown_storages(fs_storage):
     assert [r["name"] for r in doc["requeued"]] == ["a.txt"]
     assert fs_storage.status("a.txt") == Status.REMOTE
     assert StoredFile.objects.get(storage_key="nobody-knows").status == Status.FAILED
+
+
+def test_retry_leaves_a_transfer_alone_until_stuck_after_has_passed(fs_storage):
+    with LOSE:
+        fs_storage.save("a.txt", ContentFile(b"a"))
+    backdate(fs_storage, "a.txt", 600)
+    assert maintenance.retry_stuck(3600).requeued == []  # queued 10 minutes ago: waiting
+    assert fs_storage.status("a.txt") == Status.QUEUED
+    assert [r["name"] for r in maintenance.retry_stuck(300).requeued] == ["a.txt"]
+    assert fs_storage.status("a.txt") == Status.REMOTE
 
 
 def test_retry_refuses_a_negative_age():
@@ -494,6 +542,66 @@ def test_retry_skips_rows_another_process_holds(fs_storage, ops_pg):
         rows.all().delete()
 
 
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_retry_finishes_interrupted_deletes_skipping_rows_another_process_holds(
+    fs_storage, local_dir, ops_pg
+):
+    import psycopg
+
+    rows = StoredFile.objects.using("ops_pg")
+    for name in ("held.txt", "free.txt"):
+        write(local_dir, name, b"deleted, then the process died")
+        rows.create(storage_key=fs_storage.key, name=name, status=Status.DELETING)
+    rows.update(updated_at=timezone.now() - timedelta(hours=1))
+    settings = {"RUNNER": "immediate", "DATABASE": "ops_pg"}
+    try:
+        with psycopg.connect(ops_pg) as worker, override_settings(STORAGE_HOOKS=settings):
+            worker.execute(
+                "SELECT id FROM storage_hooks_storedfile WHERE name = 'held.txt' FOR UPDATE"
+            )
+            first = maintenance.retry_stuck()
+            assert [r["name"] for r in first.deleted] == ["free.txt"]
+            assert not (local_dir / "free.txt").exists()
+            assert (local_dir / "held.txt").exists()
+            worker.commit()
+            second = maintenance.retry_stuck()
+        assert [r["name"] for r in second.deleted] == ["held.txt"]
+        assert not (local_dir / "held.txt").exists()
+        assert not rows.exists()
+    finally:
+        rows.all().delete()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_status_of_a_big_ledger_in_postgresql_estimates_the_remote_files(
+    fs_storage, ops_pg, monkeypatch
+):
+    from django.db import connections
+
+    from storage_hooks.ops import status as ops_status
+
+    rows = StoredFile.objects.using("ops_pg")
+    rows.bulk_create(
+        StoredFile(storage_key=fs_storage.key, name=f"f{i}", status=status)
+        for i, status in enumerate([Status.REMOTE] * 300 + [Status.FAILED] * 7)
+    )
+    settings = {"RUNNER": "immediate", "DATABASE": "ops_pg"}
+    try:
+        with connections["ops_pg"].cursor() as cursor:
+            cursor.execute("ANALYZE storage_hooks_storedfile")
+        monkeypatch.setattr(ops_status, "ESTIMATE_ABOVE", 100)  # "big" from 100 rows on
+        with override_settings(STORAGE_HOOKS=settings):
+            estimated = ops_status.status_summary([fs_storage.key])
+            exact = ops_status.status_summary([fs_storage.key], exact=True)
+        assert estimated["remote_estimated"] is True
+        assert 150 <= estimated["storages"][0]["counts"]["remote"] <= 600
+        assert estimated["storages"][0]["counts"]["failed"] == 7  # counted exactly
+        assert exact["remote_estimated"] is False
+        assert exact["storages"][0]["counts"]["remote"] == 300
+    finally:
+        rows.all().delete()
+
+
 # -- sync -------------------------------------------------------------------
 
 
@@ -602,6 +710,18 @@ def test_sync_without_storage_looks_at_every_known_storage(fs_storage, other, lo
     assert by_key[fs_storage.key]["adopted"] == ["a.txt"]
     assert by_key[other.key]["adopted"] == []
     assert "testapp-documents" in by_key
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["status"], ["retry"], ["purge", "--rejected"], ["rekey", "old-key", "new-key"]],
+)
+def test_every_json_report_names_its_schema_and_command(argv, fs_storage):
+    StoredFile.objects.create(storage_key="old-key", name="a.txt", status=Status.REMOTE)
+    doc = run(*argv, "--json").json()
+    assert doc["schema"] == 1
+    if argv[0] != "status":
+        assert doc["command"] == argv[0]
 
 
 @pytest.mark.parametrize(

@@ -6,20 +6,23 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.migrations.loader import MigrationLoader
 
 from storage_hooks.models import StoredFile
 from storage_hooks.ops.indexes import AddIndexSafely
 
+from .test_commands import ops_pg  # noqa: F401  (a PostgreSQL database, when at hand)
+
 migration = importlib.import_module("storage_hooks.migrations.0004_ops_indexes").Migration
 
 
-def sql_of(operation: AddIndexSafely, backwards: bool = False) -> str:
-    state = MigrationLoader(connection).project_state(("storage_hooks", "0003_ledger_round2"))
+def sql_of(operation: AddIndexSafely, backwards: bool = False, using: str = "default") -> str:
+    database = connections[using]
+    state = MigrationLoader(database).project_state(("storage_hooks", "0003_ledger_round2"))
     after = state.clone()
     operation.state_forwards("storage_hooks", after)
-    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+    with database.schema_editor(collect_sql=True, atomic=False) as editor:
         if backwards:
             operation.database_backwards("storage_hooks", editor, after, state)
         else:
@@ -58,3 +61,12 @@ def test_the_indexes_exist_after_migrate() -> None:
         "storage_hooks_derived",
     ):
         assert name in indexes
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+@pytest.mark.usefixtures("ops_pg")
+@pytest.mark.parametrize("backwards", [False, True])
+def test_a_postgresql_database_gets_its_indexes_concurrently(backwards: bool) -> None:
+    sql = sql_of(migration.operations[0], backwards=backwards, using="ops_pg")
+    assert "storage_hooks_attention" in sql
+    assert "CONCURRENTLY" in sql

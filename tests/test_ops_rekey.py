@@ -8,7 +8,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
-from storage_hooks import Status
+from storage_hooks import Status, ledger
 from storage_hooks.models import KEY_MAX_LENGTH, StoredFile
 from storage_hooks.ops.rekey import RekeyRefused, rekey_storage
 from storage_hooks.storage import QueuedStorage
@@ -93,3 +93,19 @@ def test_rekey_refuses_bad_requests(old: str, new: str, message: str) -> None:
     result = run("rekey", old, new)
     assert result.code == 2
     assert message in result.err
+
+
+def test_rekey_moves_thousands_of_rows_and_the_cache_follows() -> None:
+    old, new = unique_key("old"), unique_key("new")
+    names = [f"f{i:05}.txt" for i in range(2100)]
+    StoredFile.objects.bulk_create(
+        StoredFile(storage_key=old, name=name, status=Status.REMOTE) for name in names
+    )
+    assert set(ledger.statuses(old, names).values()) == {Status.REMOTE}  # now cached
+
+    report = rekey_storage(old, new)
+
+    assert report.moved == len(names)
+    assert set(ledger.statuses(new, names).values()) == {Status.REMOTE}
+    assert set(ledger.statuses(old, names).values()) == {None}
+    assert StoredFile.objects.filter(storage_key=new).count() == len(names)
