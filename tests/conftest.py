@@ -3,10 +3,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.cache import caches
 from django.core.files.storage import FileSystemStorage, InMemoryStorage
+from django.core.management import call_command
+from django.db import connections
 
 from storage_hooks import ledger
 from storage_hooks.storage import QueuedStorage
@@ -85,3 +88,23 @@ def pair(request: pytest.FixtureRequest, local_dir: Path, remote_dir: Path) -> Q
         endpoint = request.getfixturevalue("s3_endpoint")
         remote = make_s3(endpoint, request.getfixturevalue("s3_bucket"))
     return QueuedStorage(local=local, remote=remote, key=unique_key(request.param))
+
+
+@pytest.fixture(scope="module")
+def other_database(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
+    """A second SQLite database (in memory), reached as the alias ``other``.
+    Added after the test databases are set up, and only for this module (as
+    ``ops_pg`` in tests/test_commands.py): every other test keeps seeing one
+    database, and the system checks do not reach a second one. A test that
+    uses it names both: ``django_db(databases=["default", "other"])``."""
+    config = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    configured = connections.configure_settings({"default": {}, "other": config})
+    connections.settings["other"] = configured["other"]
+    try:
+        with django_db_blocker.unblock():
+            call_command("migrate", database="other", verbosity=0)
+        yield "other"
+    finally:
+        if hasattr(connections._connections, "other"):
+            del connections["other"]
+        del connections.settings["other"]

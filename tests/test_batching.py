@@ -8,6 +8,7 @@ database for each writer)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from django.db import OperationalError, transaction
 from storage_hooks import Status, batching
 from storage_hooks.runners import Runner
 from storage_hooks.storage import QueuedStorage
+from storage_hooks.transfer import Outcome
 
 from .testapp.storages import recording
 
@@ -52,8 +54,8 @@ def save(storage: QueuedStorage, name: str) -> str:
     return storage.save(name, ContentFile(name.encode() * 100))
 
 
-def save_and_roll_back(storage: QueuedStorage, name: str) -> None:
-    with transaction.atomic():
+def save_and_roll_back(storage: QueuedStorage, name: str, using: str | None = None) -> None:
+    with transaction.atomic(using=using):
         save(storage, name)
         raise RuntimeError("roll back")
 
@@ -84,12 +86,51 @@ def test_a_rolled_back_transaction_leaves_nothing_behind_for_the_next(
         kept = save(fs_storage, "kept.txt")
     assert kept in all_names(handed)
 
-    result = batching.run_batch(fs_storage.key, all_names(handed))
+    result = batching.run_batch(fs_storage.key, all_names(handed), threads=1)
     assert dict(result.outcomes)[kept].kind == "done"
     assert fs_storage.status(kept) == Status.REMOTE
     # The rolled-back name may ride along; its message finds nothing to do.
     assert fs_storage.status("gone.txt") is None
     assert not (remote_dir / "gone.txt").exists()
+
+
+def test_what_a_rolled_back_transaction_queued_never_rides_along(
+    fs_storage: QueuedStorage, handed: list[tuple[str, list[str]]]
+) -> None:
+    """Even when the next transaction registered callbacks of its own first."""
+    with pytest.raises(RuntimeError):
+        save_and_roll_back(fs_storage, "gone.txt")
+    with transaction.atomic():
+        transaction.on_commit(lambda: None)
+        first = save(fs_storage, "first.txt")
+        second = save(fs_storage, "second.txt")
+    assert handed == [("many", [first, second])]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "other"])
+def test_saves_are_handed_over_when_the_ledgers_database_commits(
+    fs_storage: QueuedStorage,
+    handed: list[tuple[str, list[str]]],
+    settings: Any,
+    other_database: str,
+) -> None:
+    """With the ledger on a database of its own, the saves wait for that
+    database's commit, whatever the default database does."""
+    settings.STORAGE_HOOKS = {**settings.STORAGE_HOOKS, "DATABASE": "other"}
+    with transaction.atomic(using="other"):
+        with transaction.atomic():  # the default database: not the ledger's
+            names = [save(fs_storage, f"o/{i}.txt") for i in range(2)]
+        assert handed == []
+    assert handed == [("many", names)]
+    with transaction.atomic():  # the ledger's database is in autocommit
+        lone = save(fs_storage, "o/lone.txt")
+        assert handed[-1] == ("one", [lone])
+
+    with pytest.raises(RuntimeError):
+        save_and_roll_back(fs_storage, "o/gone.txt", using="other")
+    with transaction.atomic(using="other"):
+        kept = save(fs_storage, "o/kept.txt")
+    assert handed[-1] == ("one", [kept])
 
 
 def test_a_rolled_back_savepoint_keeps_the_saves_around_it(
@@ -102,7 +143,7 @@ def test_a_rolled_back_savepoint_keeps_the_saves_around_it(
         last = save(fs_storage, "last.txt")
     assert {first, last} <= set(all_names(handed))
 
-    batching.run_batch(fs_storage.key, all_names(handed))
+    batching.run_batch(fs_storage.key, all_names(handed), threads=1)
     assert fs_storage.status(first) == fs_storage.status(last) == Status.REMOTE
     assert fs_storage.status("inner.txt") is None
     assert not (remote_dir / "inner.txt").exists()
@@ -141,11 +182,49 @@ def test_a_file_whose_attempt_cannot_reach_the_ledger_is_handed_back(
         return real(key, name)
 
     monkeypatch.setattr(batching, "run_transfer", flaky)
-    result = batching.run_batch(fs_storage.key, names)
+    result = batching.run_batch(fs_storage.key, names, threads=1)
     assert result.unreachable == [names[1]]
     assert result.error is None
     assert fs_storage.status(names[1]) == Status.QUEUED
     assert {name for name, _ in result.outcomes} == {names[0], names[2]}
+
+
+def test_a_batch_runs_its_files_that_many_at_once_each_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fan-out alone (each file's transfer is tested above and, on
+    PostgreSQL with real threads, in tests/integration/test_races.py): three
+    threads for three files, each file once, a duplicate name ignored."""
+    together = threading.Barrier(3, timeout=10)  # breaks unless 3 run at once
+    ran: list[tuple[str, int]] = []
+
+    def transfer(key: str, name: str) -> Outcome:
+        together.wait()
+        ran.append((name, threading.get_ident()))
+        return Outcome("done")
+
+    monkeypatch.setattr(batching, "run_transfer", transfer)
+    result = batching.run_batch("k", ["a", "b", "c", "a"], threads=3)
+    assert sorted(name for name, _ in result.outcomes) == ["a", "b", "c"]
+    assert len({thread for _, thread in ran}) == 3
+    assert result.error is None
+
+
+def test_an_unexpected_error_does_not_stop_the_rest_of_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = ValueError("a bug in a receiver")
+
+    def transfer(key: str, name: str) -> Outcome:
+        if name == "b":
+            raise broken
+        return Outcome("done")
+
+    monkeypatch.setattr(batching, "run_transfer", transfer)
+    for threads in (1, 2):
+        result = batching.run_batch("k", ["a", "b", "c"], threads=threads)
+        assert sorted(name for name, _ in result.outcomes) == ["a", "c"]
+        assert result.error is broken
 
 
 def test_chunks_cut_a_transactions_names_into_messages() -> None:

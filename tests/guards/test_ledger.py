@@ -11,7 +11,6 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
-from django.core.management import call_command
 from django.db import OperationalError, connections, transaction
 from django.test import override_settings
 
@@ -33,25 +32,6 @@ class Rollback(Exception):
 
 def on(alias: str, key: str) -> Any:
     return StoredFile.objects.using(alias).filter(storage_key=key)
-
-
-@pytest.fixture(scope="module")
-def other_database(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
-    """A second SQLite database (in memory), reached as the alias ``other``.
-    Added after the test databases are set up, and only for this module (as
-    ``ops_pg`` in tests/test_commands.py): every other test keeps seeing one
-    database, and the system checks do not reach a second one."""
-    config = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
-    configured = connections.configure_settings({"default": {}, OTHER: config})
-    connections.settings[OTHER] = configured[OTHER]
-    try:
-        with django_db_blocker.unblock():
-            call_command("migrate", database=OTHER, verbosity=0)
-        yield OTHER
-    finally:
-        if hasattr(connections._connections, OTHER):
-            del connections[OTHER]
-        del connections.settings[OTHER]
 
 
 @pytest.fixture
