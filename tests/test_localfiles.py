@@ -278,7 +278,7 @@ def test_reading_through_a_subclass_refuses_a_symlink_out_of_the_root(root: Path
     assert storage.log == []
 
 
-def test_a_plain_file_system_storage_is_unlinked_and_read_without_its_methods(
+def test_only_filesystemstorages_own_operations_are_replaced_by_the_descriptor_walk(
     root: Path,
 ) -> None:
     """The directory-descriptor walk stands for FileSystemStorage's own
