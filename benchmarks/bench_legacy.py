@@ -92,7 +92,7 @@ def run(ctx: Context) -> Section:
         # Its transfers are CPU-bound (a new boto3 session per file): a sample
         # of the small files; the row says how long all of them would take.
         cmd += ["--small-count", str(ctx.size(1_000, 200))]
-        cmd += ["--threads", str(SMALL_THREADS)]  # the worker shape of ours
+        cmd += ["--threads", str(SMALL_THREADS)]  # as many at a time as ours
         environ = {
             **os.environ,
             "BENCH_DIR": str(ctx.scratch / "dqs"),
@@ -181,7 +181,8 @@ def rows(ctx: Context, theirs: dict, section: Section) -> Section:
 
 
 def transfer_note(theirs: dict) -> str:
-    shape = f"{theirs['threads']} threads each" if theirs["threads"] else "solo pool"
+    threads = theirs["threads"]
+    shape = f"{threads} transfers at a time in each, Celery's threads pool" if threads else "solo"
     note = f"same files, S3 server and workers ({shape}); theirs neither verifies nor records"
     count, total = theirs["count"], theirs.get("of", theirs["count"])
     if count < total:
