@@ -5,3 +5,8 @@ made by ``bench_legacy.py`` when missing) with Django 3.2 and Celery 4.4.
 Everything in this folder except ``bench_legacy.py``'s caller side must
 stay valid Python 3.8.
 """
+
+#: A key in each Redis database the comparison uses, set as soon as the
+#: database is taken: other runs on the same Redis (benchmarks, the quick
+#: start test) take only empty databases, and flush them when they finish.
+CLAIM = "benchmarks:claimed"

@@ -19,9 +19,14 @@ sys.path.insert(0, ROOT)
 os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.legacy.dqs_settings"
 
 from benchmarks import env  # noqa: E402
-from benchmarks.legacy.dqs_celery import app  # noqa: E402
+from benchmarks.legacy import CLAIM  # noqa: E402
+
+# The current Celery app: django-queued-storage's task publishes through it.
+from benchmarks.legacy.dqs_celery import app  # noqa: E402, F401
 
 SIZE = 64 * 1024
+#: The queue the workers consume; the storage publishes to settings.QUEUE.
+WORK = "bench_dqs.work"
 
 
 def setup() -> None:
@@ -79,64 +84,99 @@ def request_path(count: int) -> dict:
     }
 
 
-def wait_transferred(names: list, timeout: float) -> None:
+def wait_transferred(names: list, timeout: float, started: list) -> None:
+    """Until the cache flags every name as transferred; fails at once on a
+    worker error (its task would retry a minute later)."""
     from django.core.cache import cache
 
     from benchmarks.legacy.dqsapp.models import queued
 
-    keys = [queued.get_cache_key(n) for n in names]
+    pending = [queued.get_cache_key(n) for n in names]
 
     def done() -> bool:
-        values = cache.get_many(keys)
-        return sum(1 for v in values.values() if v is True) >= len(keys)
+        problems = [line for w in started for line in w.errors()]
+        if problems:
+            raise RuntimeError("worker errors:\n" + "\n".join(problems[:20]))
+        values = cache.get_many(pending[:1000])  # the oldest first: FIFO queue
+        pending[:] = [key for key in pending if values.get(key, False) is not True]
+        return not pending
 
-    env.poll_until(done, timeout=timeout, interval=0.02, what=f"{len(names)} transfers")
+    env.poll_until(done, timeout=timeout, interval=0.05, what=f"{len(names)} transfers")
 
 
-def throughput(sources: list, workers: int, tag: str, bench_env: dict) -> float:
-    """Seconds for ``workers`` Celery workers to transfer ``sources``."""
+def release(broker) -> None:
+    """Hand every message waiting in QUEUE to the workers at once.
+
+    The workers consume WORK, never QUEUE; RENAME moves the whole list in
+    one step and Redis serves the workers blocked in BRPOP at once. (Celery
+    4.4's cancel_consumer/add_consumer cannot be used to pause them: see
+    ``throughput``.)
+    """
+    from django.conf import settings
+
+    if broker.exists(WORK):
+        raise RuntimeError(f"{WORK} still holds {broker.llen(WORK)} messages")
+    broker.rename(settings.QUEUE, WORK)
+
+
+def throughput(sources: list, workers: int, threads: int, tag: str, bench_env: dict) -> dict:
+    """Seconds for ``workers`` Celery workers to transfer ``sources``.
+
+    Like ``bench_transfer``: warm the workers up, queue every file, then
+    start the clock and let the workers consume. Not with cancel_consumer /
+    add_consumer: on Celery 4.4 (kombu 4.6) a worker resumed that way sits
+    idle for up to 10 s (its event loop sends the BRPOP for an added queue
+    only on the next loop turn, and with no queue to read it sleeps until
+    its next timer), and after any broker reconnection it consumes nothing
+    at all (cancel_consumer deselects the queue; add_consumer does not
+    select it again). Instead the workers consume WORK, which stays empty
+    while the files are queued on QUEUE, and ``release`` renames QUEUE.
+    """
+    import redis
     from django.conf import settings
     from django.core.files import File
     from django.core.files.base import ContentFile
 
     from benchmarks.legacy.dqsapp.models import queued
 
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     specs = [
         {
             "python": sys.executable,
             "app": "benchmarks.legacy.dqs_celery",
             "name": f"{tag}{i}@dqs-{os.getpid()}",
-            "queues": [settings.QUEUE],
+            "queues": [WORK],
             "env": bench_env,
+            "threads": threads,
         }
         for i in range(workers)
     ]
     with env.workers(*specs) as started:
-        destination = [w.name for w in started]
         warm = [
             queued.save(f"warm-{tag}/{i}.bin", ContentFile(b"w" * 1024)) for i in range(2 * workers)
         ]
-        wait_transferred(warm, 60)
-        replies = app.control.cancel_consumer(settings.QUEUE, destination=destination, reply=True)
-        if len(replies) != workers:
-            raise RuntimeError(f"not every worker stopped consuming: {replies}")
+        release(broker)
+        wait_transferred(warm, 60, started)
         names = []
         for path in sources:
             with open(path, "rb") as fh:
                 names.append(queued.save(f"{tag}/{os.path.basename(path)}", File(fh)))
         start = time.perf_counter()
-        app.control.add_consumer(settings.QUEUE, destination=destination, reply=False)
-        wait_transferred(names, max(900, 3 * len(names)))  # about one file a second
+        release(broker)
+        wait_transferred(names, max(600, 2 * len(names)), started)
         elapsed = time.perf_counter() - start
-        problems = [line for w in started for line in w.errors()]
-    if problems:
-        raise RuntimeError("worker errors:\n" + "\n".join(problems[:20]))
-    return elapsed
+    return {
+        "seconds": elapsed,
+        "count": len(names),
+        "workers": workers,
+        "threads": threads,
+    }
 
 
 def urls(names: list, passes: int) -> dict:
     """Page times of url(): warm, and with the cache just flushed."""
     from django.core.cache import cache
+    from django_redis import get_redis_connection
 
     from benchmarks.legacy.dqsapp.models import queued
 
@@ -156,6 +196,7 @@ def urls(names: list, passes: int) -> dict:
     base = [page(queued.remote.url) for _ in range(passes)]
     before = len(sent)
     cache.clear()
+    get_redis_connection().set(CLAIM, "django-queued-storage")  # cleared with the rest
     cold = page(queued.url)
     return {
         "warm": statistics.median(warm),
@@ -175,6 +216,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--small", help="directory of the small source files")
     parser.add_argument("--small-count", type=int, help="transfer only the first N of them")
+    parser.add_argument("--threads", type=int, default=0, help="per small-file worker (0: solo)")
     parser.add_argument("--big", help="directory of the big source files")
     parser.add_argument("--page", type=int, default=1000)
     parser.add_argument("--passes", type=int, default=3)
@@ -194,10 +236,11 @@ def main() -> int:
     result["request"]["messages"] = broker.llen(settings.QUEUE)
     broker.delete(settings.QUEUE)  # nobody consumed the request path's messages
     if args.big:
-        result["big"] = {"seconds": throughput(listing(args.big), 1, "big", bench_env)}
+        result["big"] = throughput(listing(args.big), 1, 0, "big", bench_env)
     if args.small:
-        small = listing(args.small)[: args.small_count]
-        result["small"] = {"seconds": throughput(small, 2, "small", bench_env), "count": len(small)}
+        small = listing(args.small)
+        result["small"] = throughput(small[: args.small_count], 2, args.threads, "small", bench_env)
+        result["small"]["of"] = len(small)
         names = ["small/" + os.path.basename(p) for p in small[: args.page]]
         result["url"] = urls(names, args.passes)
     with open(args.out, "w") as fh:
