@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from django.core.checks import run_checks
 from django.core.files.base import ContentFile
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connections, transaction
 
 from storage_hooks import Status, batching
 from storage_hooks.runners import Runner
@@ -31,18 +31,22 @@ class Collecting(Runner):
     """A runner that keeps what it is handed, for the test to run later."""
 
     handed: ClassVar[list[tuple[str, list[str]]]] = []
+    hosts: ClassVar[list[str]] = []
 
     def enqueue(self, key: str, name: str, *, host: str, countdown: float = 0) -> None:
         self.handed.append(("one", [name]))
+        self.hosts.append(host)
 
     def enqueue_many(self, key: str, names: list[str], *, host: str) -> None:
         self.handed.append(("many", list(names)))
+        self.hosts.append(host)
 
 
 @pytest.fixture
 def handed(settings: Any) -> list[tuple[str, list[str]]]:
     settings.STORAGE_HOOKS = {"RUNNER": f"{__name__}.Collecting", "RETRIES": 0}
     Collecting.handed = []
+    Collecting.hosts = []
     return Collecting.handed
 
 
@@ -74,6 +78,37 @@ def test_a_lone_save_in_autocommit_is_handed_over_at_once_alone(
 ) -> None:
     name = save(fs_storage, "lone.txt")
     assert handed == [("one", [name])]
+
+
+def test_each_file_goes_to_the_queue_of_the_host_given(
+    fs_storage: QueuedStorage, handed: list[tuple[str, list[str]]]
+) -> None:
+    """As retry and verify --fix re-queue a file to the host holding it."""
+    save(fs_storage, "h.txt")
+    fs_storage.enqueue_on_commit("h.txt", host="web-7")
+    with transaction.atomic():
+        fs_storage.enqueue_on_commit("h.txt", host="web-8")
+    assert Collecting.hosts[1:] == ["web-7", "web-8"]
+
+
+def test_a_thread_of_its_own_batches_its_own_transaction(
+    fs_storage: QueuedStorage, handed: list[tuple[str, list[str]]]
+) -> None:
+    """Each thread keeps its own names (a threaded web server): a thread
+    that never queued anything before starts with an empty batch."""
+    names: list[str] = []
+
+    def request() -> None:
+        try:
+            with transaction.atomic():
+                names.extend(save(fs_storage, f"th/{i}.txt") for i in range(2))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    thread.join()
+    assert handed == [("many", names)]
 
 
 def test_a_rolled_back_transaction_leaves_nothing_behind_for_the_next(
@@ -208,6 +243,22 @@ def test_a_batch_runs_its_files_that_many_at_once_each_once(
     assert sorted(name for name, _ in result.outcomes) == ["a", "b", "c"]
     assert len({thread for _, thread in ran}) == 3
     assert result.error is None
+
+
+def test_a_batch_of_one_thread_runs_in_the_workers_own_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """So the worker's own database connection is used, and kept."""
+    ran: list[int] = []
+
+    def transfer(key: str, name: str) -> Outcome:
+        ran.append(threading.get_ident())
+        return Outcome("done")
+
+    monkeypatch.setattr(batching, "run_transfer", transfer)
+    batching.run_batch("k", ["a", "b"], threads=1)
+    batching.run_batch("k", ["c"], threads=4)
+    assert ran == [threading.get_ident()] * 3
 
 
 def test_an_unexpected_error_does_not_stop_the_rest_of_the_batch(
