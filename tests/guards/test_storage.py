@@ -18,12 +18,14 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, InMemoryStorage
 
 from storage_hooks import Status, ledger, statecache
-from storage_hooks.hooks import DeleteLocal
+from storage_hooks.conf import hostname
+from storage_hooks.hooks import DeleteLocal, Preprocess
 from storage_hooks.localfiles import TEMP_PREFIX
 from storage_hooks.models import StoredFile
 from storage_hooks.storage import AlreadyTransferred, DelayedStorage, QueuedStorage
 
 from ..conftest import unique_key
+from ..test_runners import RecordingRunner
 from ..testapp.storages import CountingFileSystemStorage, fs_pair, recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -122,10 +124,9 @@ def test_open_for_writing_a_new_name_records_and_transfers_it_on_close(
     fs_storage: QueuedStorage, local_dir: Path, remote_dir: Path, mode: str, text: Any
 ) -> None:
     data = text if isinstance(text, bytes) else text.encode()
-    with recording(fs_storage) as events:
-        with fs_storage.open("new.txt", mode) as fh:
-            fh.write(text)
-            assert fs_storage.status("new.txt") is None  # nothing recorded before close()
+    with recording(fs_storage) as events, fs_storage.open("new.txt", mode) as fh:
+        fh.write(text)
+        assert fs_storage.status("new.txt") is None  # nothing recorded before close()
     assert [(n, kw["name"]) for n, kw in events][:2] == [
         ("saved_locally", "new.txt"),
         ("transfer_queued", "new.txt"),
@@ -212,7 +213,7 @@ def test_replace_local_refuses_a_file_on_the_remote_or_unknown(
     name = fs_storage.save("sent.txt", ContentFile(b"sent"))
     with pytest.raises(AlreadyTransferred):
         fs_storage.replace_local(name, b"too late")
-    with pytest.raises(FileNotFoundError, match="nope.txt"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.txt"):
         fs_storage.replace_local("nope.txt", b"unknown")
     assert (local_dir / name).read_bytes() == b"sent"
     assert not (local_dir / "nope.txt").exists()
@@ -341,3 +342,55 @@ def test_open_in_text_mode_reads_a_file_transferred_elsewhere_despite_a_stale_ca
 def test_transfer_of_an_unknown_name_says_which(fs_storage: QueuedStorage) -> None:
     with pytest.raises(FileNotFoundError, match=r"'nope\.txt' was not saved through"):
         fs_storage.transfer("nope.txt")
+
+
+# -- queueing ------------------------------------------------------------------------
+
+
+def test_a_saved_file_is_handed_to_the_runner_at_once_for_its_host(
+    fs_storage: QueuedStorage, settings: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "tests.test_runners.RecordingRunner"}
+    RecordingRunner.calls.clear()
+    name = fs_storage.save("q.txt", ContentFile(b"q"))
+    assert RecordingRunner.calls == [(fs_storage.key, name, hostname(), 0)]
+    assert fs_storage.status(name) == Status.QUEUED
+
+
+def test_a_runner_that_cannot_take_a_transfer_is_logged_with_the_way_to_recover(
+    fs_storage: QueuedStorage, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "tests.test_runners.BrokenRunner", "STUCK_AFTER": 600}
+    name = fs_storage.save("stuck.txt", ContentFile(b"s"))  # saved all the same
+    assert fs_storage.status(name) == Status.QUEUED
+    [record] = [r for r in caplog.records if "Could not queue" in r.getMessage()]
+    message = record.getMessage()
+    assert "'stuck.txt'" in message
+    assert "retry --stuck-after 0" in message
+    assert "STUCK_AFTER (600s)" in message
+
+
+# -- preprocessing ---------------------------------------------------------------------
+
+
+class ReplacedMeanwhile(Preprocess):
+    """While its result is computed, the file is deleted and a new one is
+    saved under the same name (by a user, in another request)."""
+
+    def process(self, storage: QueuedStorage, name: str, file: Any) -> bytes:
+        storage.delete(name)
+        assert storage.save(name, ContentFile(b"the newer file")) == name
+        return b"processed older file"
+
+
+def test_a_preprocessed_result_never_replaces_a_newer_file_of_the_same_name(
+    local_dir: Path, remote_dir: Path
+) -> None:
+    storage = fs_pair(
+        local_dir, remote_dir, unique_key(), delayed=True, hooks=[ReplacedMeanwhile()]
+    )
+    name = storage.save("p.txt", ContentFile(b"the older file"))
+    storage.transfer(name)
+    assert (local_dir / name).read_bytes() == b"the newer file"
+    row = row_of(storage, name)
+    assert (row.status, row.checksum) == (Status.LOCAL, sha256(b"the newer file"))
