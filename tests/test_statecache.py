@@ -24,19 +24,20 @@ from .testapp.storages import recording
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def unreachable_cache() -> dict[str, Any]:
+    """The CACHES entry of a Redis cache on a port nothing listens on."""
+    pytest.importorskip("redis")
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{services.free_port()}/0",
+        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+    }
+
+
 @pytest.fixture
 def cache_down(settings: Any) -> str:
     """A Redis cache on a port nothing listens on."""
-    pytest.importorskip("redis")
-    port = services.free_port()
-    settings.CACHES = {
-        **settings.CACHES,
-        "down": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        },
-    }
+    settings.CACHES = {**settings.CACHES, "down": unreachable_cache()}
     settings.STORAGE_HOOKS = {"RUNNER": "immediate", "CACHE": "down"}
     statecache._last_error_logged = 0.0  # as in a fresh process
     return "down"

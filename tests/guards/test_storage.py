@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, InMemoryStorage
+from django.test import override_settings
 
 from storage_hooks import Status, ledger, statecache
 from storage_hooks.conf import hostname
@@ -26,6 +26,7 @@ from storage_hooks.storage import AlreadyTransferred, DelayedStorage, QueuedStor
 
 from ..conftest import unique_key
 from ..test_runners import RecordingRunner
+from ..test_statecache import unreachable_cache
 from ..testapp.storages import CountingFileSystemStorage, fs_pair, recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -282,25 +283,8 @@ def test_a_local_storage_that_is_not_a_file_system_serves_reads_until_the_transf
     assert storage.size(name) == len(b"memory")
 
 
-class Unreachable:
-    """A cache whose server cannot be reached: every call fails."""
-
-    def __getattr__(self, method: str) -> Any:
-        def fail(*args: Any, **kwargs: Any) -> Any:
-            raise ConnectionError("cache server unreachable")
-
-        return fail
-
-
-@contextmanager
-def cache_unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    with monkeypatch.context() as patch:
-        patch.setattr(statecache, "_cache", Unreachable)
-        yield
-
-
 @pytest.fixture
-def transferred_elsewhere(remote_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def transferred_elsewhere(remote_dir: Path, settings: Any) -> Any:
     """A file whose transfer (and deletion of the local copy) another process
     finished while the cache could not be told: the cache here still says
     LOCAL. The local storage is not a file system."""
@@ -313,7 +297,10 @@ def transferred_elsewhere(remote_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     )
     name = storage.save("later.txt", ContentFile(b"moved on"))
     assert storage.status(name) == Status.LOCAL
-    with cache_unreachable(monkeypatch):
+    with override_settings(
+        CACHES={**settings.CACHES, "down": unreachable_cache()},
+        STORAGE_HOOKS={"RUNNER": "immediate", "CACHE": "down"},
+    ):
         storage.transfer(name)
     ledger.clear_memory()  # the other process's memory, not ours
     assert statecache.get(storage.key, name) == Status.LOCAL
