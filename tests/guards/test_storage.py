@@ -190,17 +190,22 @@ class Chunked:
         yield from self.parts
 
 
-@pytest.mark.parametrize(
-    "content",
-    [b"new bytes", io.BytesIO(b"new bytes"), ContentFile(b"new bytes"), Chunked(b"new ", b"bytes")],
-    ids=["bytes", "file-object", "File", "chunks"],
-)
+#: Each kind of content ``save`` takes, made afresh for each test.
+CONTENT_KINDS = {
+    "bytes": lambda: b"new bytes",
+    "file-object": lambda: io.BytesIO(b"new bytes"),
+    "File": lambda: ContentFile(b"new bytes"),
+    "chunks": lambda: Chunked(b"new ", b"bytes"),
+}
+
+
+@pytest.mark.parametrize("kind", CONTENT_KINDS)
 def test_replace_local_takes_content_as_save_does(
-    local_dir: Path, remote_dir: Path, content: Any
+    local_dir: Path, remote_dir: Path, kind: str
 ) -> None:
     storage = fs_pair(local_dir, remote_dir, unique_key(), delayed=True)
     name = storage.save("r.txt", ContentFile(b"old"))
-    storage.replace_local(name, content)
+    storage.replace_local(name, CONTENT_KINDS[kind]())
     assert (local_dir / name).read_bytes() == b"new bytes"
     row = row_of(storage, name)
     assert (row.size, row.checksum) == (len(b"new bytes"), sha256(b"new bytes"))
