@@ -1,8 +1,8 @@
 """QueuedStorage behaviours that mutation testing found unpinned by the
 selected tests (storage_hooks.storage): naming with an overwriting local
-storage, ``open(name, "w")``, ``replace_local``, content given as a plain
-file object, reads that route by state, and a cache left stale by another
-process."""
+storage, content given as a plain file object, ``open(name, "w")``,
+``replace_local``, reads that route by state (also with a cache left stale
+by another process), queueing, and preprocessing."""
 
 from __future__ import annotations
 
