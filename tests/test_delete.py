@@ -12,10 +12,11 @@ from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 
 from storage_hooks import Status
+from storage_hooks.hooks import DeleteLocal
 from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
 
-from .conftest import unique_key
+from .conftest import make_s3, unique_key
 from .testapp.storages import fs_pair
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -153,3 +154,66 @@ def test_delete_without_a_name_is_a_value_error_as_in_django(
 ) -> None:
     with pytest.raises(ValueError, match="The name must be given to delete"):
         fs_storage.delete(name)
+
+
+def test_delete_removes_the_s3_object_this_library_wrote(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    remote = make_s3(s3_endpoint, s3_bucket)
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key()
+    )
+    name = storage.save("s3.txt", ContentFile(b"on s3"))
+    assert row(storage, name).remote_etag  # type: ignore[union-attr]
+    storage.delete(name)
+    assert not remote.exists(name)
+    assert not (local_dir / name).exists()
+    assert row(storage, name) is None
+
+
+def test_an_unfinished_delete_keeps_its_name_from_an_overwriting_save(
+    local_dir: Path, remote_dir: Path
+) -> None:
+    """Until the repair finishes the delete (and removes the files of that
+    name), a new file never takes the name, even where the local storage
+    overwrites (``allow_overwrite``)."""
+    remote = FailingDeletes(location=remote_dir)
+    remote.fail = False
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir, allow_overwrite=True),
+        remote=remote,
+        hooks=[DeleteLocal()],
+        key=unique_key(),
+    )
+    name = storage.save("doc.txt", ContentFile(b"old"))
+    assert not (local_dir / name).exists()  # only on the remote now
+    remote.fail = True
+    with pytest.raises(PermissionError):
+        storage.delete(name)
+    stuck = row(storage, name)
+    assert stuck is not None
+    assert stuck.status == Status.DELETING
+    remote.fail = False
+    newer = storage.save("doc.txt", ContentFile(b"new"))
+    assert newer != name
+    storage.remove_files(stuck)  # the repair of the delete
+    assert row(storage, name) is None
+    assert not (remote_dir / name).exists()
+    assert (remote_dir / newer).read_bytes() == b"new"
+    assert storage.status(newer) == Status.REMOTE
+
+
+def test_remove_local_copy_removes_only_a_copy_proven_on_the_remote(
+    local_dir: Path, remote_dir: Path
+) -> None:
+    storage = fs_pair(local_dir, remote_dir, unique_key(), delayed=True)
+    name = storage.save("copy.txt", ContentFile(b"copy"))
+    assert not storage.remove_local_copy(name)  # not on the remote yet
+    assert not storage.remove_local_copy("unknown.txt")
+    storage.transfer(name)
+    checksum = row(storage, name).checksum  # type: ignore[union-attr]
+    assert not storage.remove_local_copy(name, checksum="0" * 64)  # other content
+    assert (local_dir / name).read_bytes() == b"copy"
+    assert storage.remove_local_copy(name, checksum=checksum)
+    assert not (local_dir / name).exists()
+    assert (remote_dir / name).read_bytes() == b"copy"

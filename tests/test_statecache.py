@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.cache import caches
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.utils import load_backend
 
-from storage_hooks import Status, signals, statecache
+from storage_hooks import Status, ledger, signals, statecache
 from storage_hooks.storage import QueuedStorage
 
 from . import services
@@ -21,19 +24,20 @@ from .testapp.storages import recording
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def unreachable_cache() -> dict[str, Any]:
+    """The CACHES entry of a Redis cache on a port nothing listens on."""
+    pytest.importorskip("redis")
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{services.free_port()}/0",
+        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+    }
+
+
 @pytest.fixture
 def cache_down(settings: Any) -> str:
     """A Redis cache on a port nothing listens on."""
-    pytest.importorskip("redis")
-    port = services.free_port()
-    settings.CACHES = {
-        **settings.CACHES,
-        "down": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        },
-    }
+    settings.CACHES = {**settings.CACHES, "down": unreachable_cache()}
     settings.STORAGE_HOOKS = {"RUNNER": "immediate", "CACHE": "down"}
     statecache._last_error_logged = 0.0  # as in a fresh process
     return "down"
@@ -133,3 +137,96 @@ def test_publish_many_on_commit_tolerates_a_cache_server_down(
     with caplog.at_level(logging.WARNING, logger="storage_hooks"), transaction.atomic():
         statecache.publish_many_on_commit([("k", "a", str(Status.QUEUED))], "default")
     assert "set_many" in caplog.text
+
+
+def test_the_cache_warning_names_the_cache_and_the_call_that_failed(
+    cache_down: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="storage_hooks"):
+        statecache.fill("k", {"n": str(Status.QUEUED)})
+    [message] = [r.getMessage() for r in caplog.records if "answering from the ledger" in r.msg]
+    assert "'down'" in message
+    assert "(add: " in message
+
+
+def test_a_status_read_from_the_ledger_is_shared_with_other_processes(
+    fs_storage: QueuedStorage, django_assert_num_queries: Any
+) -> None:
+    name = fs_storage.save("shared.txt", ContentFile(b"x"))
+    caches["default"].clear()
+    ledger.clear_memory()
+    assert fs_storage.status(name) == Status.REMOTE  # read from the ledger
+    ledger.clear_memory()  # another process remembers nothing ...
+    with django_assert_num_queries(0):  # ... and asks the cache only
+        assert fs_storage.status(name) == Status.REMOTE
+
+
+def test_a_file_seen_on_the_remote_is_then_answered_from_memory(
+    counting_cache: CountingCache,
+) -> None:
+    statecache.fill("k", {"seen.txt": str(Status.REMOTE)})
+    statecache.clear_memory()  # known to the cache only, as in another process
+    assert statecache.get("k", "seen.txt") == Status.REMOTE
+    assert statecache.get("k", "seen.txt") == Status.REMOTE
+    assert counting_cache.calls == {"set_many": 1, "get": 1}
+
+
+def test_only_the_remote_state_is_cached_for_good(settings: Any) -> None:
+    """Other states change behind a process's back: trusted CACHE_TIMEOUT
+    seconds only, however they got into the cache."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "CACHE_TIMEOUT": 1}
+    statecache.publish_now("k", "remote.txt", str(Status.REMOTE))
+    statecache.publish_now("k", "queued.txt", str(Status.QUEUED))
+    statecache.fill("k", {"failed.txt": str(Status.FAILED)})
+    time.sleep(1.1)
+    statecache.clear_memory()
+    assert statecache.get("k", "remote.txt") == Status.REMOTE
+    assert statecache.get("k", "queued.txt") is None
+    assert statecache.get("k", "failed.txt") is None
+
+
+def test_a_committed_change_no_longer_skips_the_cache_in_the_next_transaction() -> None:
+    with transaction.atomic():
+        statecache.publish_on_commit("k", "n.txt", str(Status.QUEUED), "default")
+        assert statecache.changed_here("k", "n.txt", "default")
+    with transaction.atomic():
+        assert not statecache.changed_here("k", "n.txt", "default")
+        assert statecache.get("k", "n.txt") == Status.QUEUED
+
+
+@pytest.fixture
+def ledger_db(tmp_path: Path) -> Iterator[str]:
+    """A second database, as a project that keeps the ledger in a database
+    of its own (``STORAGE_HOOKS["DATABASE"]``) has; a connection made for
+    this test only (Django allows such dynamically created connections)."""
+    alias = "ledger_db"
+    config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "ledger.sqlite3")}
+    settings_dict = connections.configure_settings({"default": {}, alias: config})[alias]
+    connection = load_backend(config["ENGINE"]).DatabaseWrapper(settings_dict, alias)
+    connections[alias] = connection
+    try:
+        yield alias
+    finally:
+        connection.close()
+        del connections[alias]
+
+
+def test_changes_are_published_when_the_ledgers_own_database_commits(
+    ledger_db: str, counting_cache: CountingCache
+) -> None:
+    with transaction.atomic(using=ledger_db):
+        statecache.publish_on_commit("k", "one.txt", str(Status.QUEUED), ledger_db)
+        statecache.publish_many_on_commit([("k", "two.txt", str(Status.QUEUED))], ledger_db)
+        assert counting_cache.calls == {}  # not before that database commits
+    assert counting_cache.calls == {"set": 1, "set_many": 1}
+
+    def publish_then_fail() -> None:
+        with transaction.atomic(using=ledger_db):
+            statecache.publish_on_commit("k", "three.txt", str(Status.QUEUED), ledger_db)
+            statecache.publish_many_on_commit([("k", "four.txt", None)], ledger_db)
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        publish_then_fail()
+    assert statecache.get("k", "three.txt") is None
+    assert statecache.get("k", "four.txt") is None
