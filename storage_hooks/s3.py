@@ -238,16 +238,16 @@ def write(storage: Any, name: str, *, exclusive: bool, sha256_hex: str | None) -
 # -- proof by the ETag --------------------------------------------------------
 
 
-#: The multipart part size of :func:`bounded_transfer_config` (S3's minimum).
-PART_SIZE = 5 * 2**20
+#: The multipart part size of :func:`bounded_transfer_config` (boto3's).
+PART_SIZE = 8 * 2**20
 #: How many parts of one upload it reads into memory at most.
-PARTS_IN_MEMORY = 4
+PARTS_IN_MEMORY = 3
 
 
 def bounded_transfer_config(use_threads: bool = True) -> Any:
     """A ``TransferConfig`` that keeps an upload's memory bounded: parts of
-    5 MiB, at most four of them read into memory at once (boto3's default
-    keeps up to ten 8 MiB parts). Concurrency and the multipart threshold
+    8 MiB (boto3's size), at most three of them read into memory at once
+    (boto3's default keeps up to ten). Concurrency and the multipart threshold
     stay boto3's."""
     from boto3.s3.transfer import TransferConfig
 

@@ -38,10 +38,10 @@ def test_an_s3_remote_without_a_transfer_config_gets_a_bounded_one(
 ) -> None:
     remote = queued(local_dir, make_s3(s3_endpoint, s3_bucket)).remote
     config = remote.transfer_config
-    assert config.multipart_chunksize == 5 * MIB
-    assert config.max_in_memory_upload_chunks == 4
+    assert config.multipart_chunksize == 8 * MIB
+    assert config.max_in_memory_upload_chunks == 3
     # At most this much of one upload is held in memory at once.
-    assert config.multipart_chunksize * config.max_in_memory_upload_chunks <= 20 * MIB
+    assert config.multipart_chunksize * config.max_in_memory_upload_chunks <= 24 * MIB
 
 
 def test_a_transfer_config_of_the_sites_own_is_kept(
@@ -62,7 +62,7 @@ def test_django_storages_default_config_counts_as_none(
     remote.use_threads = False
     remote.transfer_config = TransferConfig(use_threads=False)
     config = queued(local_dir, remote).remote.transfer_config
-    assert config.multipart_chunksize == 5 * MIB
+    assert config.max_in_memory_upload_chunks == 3
     assert config.use_threads is False
 
 
@@ -78,7 +78,7 @@ def test_a_big_file_goes_up_in_bounded_parts_and_is_proven(
 ) -> None:
     settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 1}
     storage = queued(local_dir, make_s3(s3_endpoint, s3_bucket))
-    data = bytes(range(256)) * (12 * MIB // 256)  # 12 MiB: three parts of 5, 5 and 2 MiB
+    data = bytes(range(256)) * (20 * MIB // 256)  # 20 MiB: three parts of 8, 8 and 4 MiB
     parts: list[int] = []
 
     def count_part(params: dict[str, Any], **kwargs: Any) -> None:
@@ -93,7 +93,7 @@ def test_a_big_file_goes_up_in_bounded_parts_and_is_proven(
     finally:
         client.meta.events.unregister("before-parameter-build.s3.UploadPart", count_part)
 
-    assert sorted(parts) == [2 * MIB, 5 * MIB, 5 * MIB]
+    assert sorted(parts) == [4 * MIB, 8 * MIB, 8 * MIB]
     assert storage.status(name) == Status.REMOTE
     # Proven by the composite ETag (MD5s of the parts as they were read),
     # with no read-back.
