@@ -188,9 +188,16 @@ def _chunks(content: Any) -> Iterator[bytes]:
                 content.seek(0)
         source: Any = content.chunks()
     else:
-        source = iter(lambda: content.read(CHUNK_SIZE), b"")
+        source = _reads(content)
     for chunk in source:
         yield chunk.encode() if isinstance(chunk, str) else chunk
+
+
+def _reads(content: Any) -> Iterator[bytes | str]:
+    """``content.read()`` in chunks until an empty one, of either type (a
+    text stream ends with ``""``, not ``b""``)."""
+    while chunk := content.read(CHUNK_SIZE):
+        yield chunk
 
 
 def write_private(storage: Storage, name: str, content: Any) -> Written:

@@ -413,6 +413,15 @@ def test_a_private_file_is_invisible_until_linked_into_place(tmp_path: Path) -> 
     assert (tmp_path / "d" / "f.txt").read_bytes() == b"plain stream"
 
 
+def test_a_text_stream_is_written_as_utf8_and_ends(tmp_path: Path) -> None:
+    """A text stream ends with "", not b"": the write must stop there."""
+    storage = FileSystemStorage(location=tmp_path)
+    written = write_private(storage, "t.txt", io.StringIO("héllo " * 3000))
+    data = ("héllo " * 3000).encode()
+    assert written.size == len(data)
+    assert written.checksum == hashlib.sha256(data).hexdigest()
+
+
 def test_a_content_already_read_is_written_whole(tmp_path: Path) -> None:
     """A validator that read the upload leaves it at its end: the whole file
     is written all the same."""
