@@ -127,9 +127,14 @@ def test_a_repeated_transfer_is_harmless(fs_storage: QueuedStorage, remote_dir: 
     assert row(fs_storage, name).attempts == 1
 
 
+@pytest.mark.parametrize(("how", "left"), [("auto", False), ("readback", False), ("size", True)])
 def test_a_file_deleted_during_its_transfer_is_not_left_on_the_remote(
-    local_dir: Path, remote_dir: Path
+    local_dir: Path, remote_dir: Path, settings: Any, how: str, left: bool
 ) -> None:
+    """Unless the copy was proven by its size alone: a size identifies no
+    copy, so the clean-up leaves it rather than guess whose it is."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "PROOF": how}
+
     class DeletedMeanwhile(FileSystemStorage):
         """Another process deletes the file right after the copy (a race
         a single process cannot cause on its own)."""
@@ -148,7 +153,7 @@ def test_a_file_deleted_during_its_transfer_is_not_left_on_the_remote(
         name = storage.save("raced.txt", ContentFile(b"raced"))
     assert events == []
     assert storage.status(name) is None
-    assert not (remote_dir / "raced.txt").exists()
+    assert (remote_dir / "raced.txt").exists() is left
 
 
 def test_a_file_deleted_when_its_transfer_starts_is_not_copied(
