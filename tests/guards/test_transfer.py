@@ -1,0 +1,196 @@
+"""One transfer attempt (storage_hooks.transfer) as its runner sees it: the
+outcome it returns, what a preprocessor may return, and what is left after
+a file is deleted while its copy is being written."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
+
+from storage_hooks import Status, ledger
+from storage_hooks.hooks import Preprocess
+from storage_hooks.models import StoredFile
+from storage_hooks.runners import Runner
+from storage_hooks.storage import QueuedStorage
+from storage_hooks.transfer import run_transfer
+
+from ..conftest import unique_key
+from ..services import s3_options
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Held(Runner):
+    """A queue whose worker has not started: the test runs the attempts."""
+
+    def enqueue(self, key: str, name: str, *, host: str, countdown: float = 0) -> None:
+        return None
+
+
+@pytest.fixture
+def held(settings: Any) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": f"{__name__}.Held", "RETRIES": 1}
+
+
+def row_of(storage: QueuedStorage, name: str) -> StoredFile | None:
+    return StoredFile.objects.filter(storage_key=storage.key, name=name).first()
+
+
+# -- the outcome a worker logs ------------------------------------------------
+
+
+@pytest.mark.usefixtures("held")
+def test_the_outcome_tells_a_retry_from_a_final_failure(local_dir: Path, remote_dir: Path) -> None:
+    (remote_dir / "sub").write_bytes(b"a file where a directory must go")
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=FileSystemStorage(location=remote_dir),
+        key=unique_key(),
+    )
+    name = storage.save("sub/a.txt", ContentFile(b"payload"))
+    first = run_transfer(storage.key, name)
+    assert (first.kind, first.retry, first.attempt) == ("retry", True, 1)
+    assert storage.status(name) == Status.QUEUED
+    last = run_transfer(storage.key, name)
+    assert (last.kind, last.retry, last.attempt) == ("failed", False, 2)
+    assert storage.status(name) == Status.FAILED
+
+
+# -- what a preprocessor may return --------------------------------------------
+
+
+class Replaces(Preprocess):
+    """Returns new content of the type it is given."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+    def process(self, storage: Any, name: str, file: File) -> Any:
+        return self.make(file.read().upper())
+
+
+@pytest.mark.parametrize("make", [bytes, bytearray, io.BytesIO], ids=["bytes", "ba", "file"])
+def test_a_preprocessor_may_return_bytes_or_any_readable_object(
+    local_dir: Path, remote_dir: Path, settings: Any, make: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate"}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=FileSystemStorage(location=remote_dir),
+        hooks=[Replaces(make)],
+        key=unique_key(),
+    )
+    name = storage.save("a.txt", ContentFile(b"shout"))
+    assert storage.status(name) == Status.REMOTE
+    assert (remote_dir / name).read_bytes() == b"SHOUT"
+    assert (local_dir / name).read_bytes() == b"SHOUT"
+    row = row_of(storage, name)
+    assert row is not None
+    assert (row.size, row.checksum) == (5, hashlib.sha256(b"SHOUT").hexdigest())
+
+
+@pytest.mark.parametrize("result", [42, "text"])
+def test_a_preprocessor_returning_something_unreadable_fails_the_attempt(
+    local_dir: Path, remote_dir: Path, settings: Any, result: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=FileSystemStorage(location=remote_dir),
+        hooks=[Replaces(lambda data: result)],
+        key=unique_key(),
+    )
+    name = storage.save("a.txt", ContentFile(b"kept"))
+    row = row_of(storage, name)
+    assert row is not None
+    assert row.status == Status.FAILED
+    assert row.last_error.startswith("TypeError: A preprocessor returned")
+    assert (local_dir / name).read_bytes() == b"kept"
+    assert not (remote_dir / name).exists()
+
+
+# -- a file deleted while its copy is written -----------------------------------
+
+
+class DeletesDuringWrite(FileSystemStorage):
+    """Another process deletes the file right after the copy is written; as
+    ``delete`` names the ledger function that records it."""
+
+    def __init__(self, *args: Any, delete: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delete_meanwhile = delete
+        self.key = ""
+
+    def _save(self, name: str, content: Any) -> str:
+        saved = super()._save(name, content)
+        self.delete_meanwhile(self.key, name)
+        return saved
+
+
+@pytest.mark.usefixtures("held")
+@pytest.mark.parametrize(
+    ("delete", "left"),
+    [
+        # the row is gone (the delete finished): nothing of the file is left
+        (ledger.delete, None),
+        # the delete is pending (its process died after marking the row):
+        # the attempt removes its own copy, and `retry` finishes the delete
+        (ledger.begin_delete, Status.DELETING),
+    ],
+    ids=["deleted", "deleting"],
+)
+def test_an_attempt_whose_file_is_deleted_meanwhile_removes_its_copy(
+    local_dir: Path, remote_dir: Path, delete: Any, left: Status | None
+) -> None:
+    remote = DeletesDuringWrite(location=remote_dir, delete=delete)
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key()
+    )
+    remote.key = storage.key
+    name = storage.save("raced.txt", ContentFile(b"raced"))
+    outcome = run_transfer(storage.key, name)
+    assert outcome.kind == "skipped"
+    assert not (remote_dir / name).exists()
+    row = row_of(storage, name)
+    assert (row.status if row else None) == left
+
+
+# -- what the ledger says about a failure -----------------------------------------
+
+
+def test_a_missing_bucket_on_aws_is_named_with_its_fix(local_dir: Path, settings: Any) -> None:
+    """No endpoint configured means Amazon's; this machine has no way to
+    reach it, so its answer (404 NoSuchBucket) is made up at the transport."""
+    from storages.backends.s3 import S3Storage
+
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    options = {**s3_options("", "no-such-bucket-on-aws"), "endpoint_url": None}
+    remote = S3Storage(**options)
+    body = b"<Error><Code>NoSuchBucket</Code><Message>The bucket does not exist</Message></Error>"
+
+    def no_such_bucket(request: Any, **kwargs: Any) -> AWSResponse:
+        class Raw:
+            def stream(self, **kwargs: Any) -> Any:
+                yield body
+
+        return AWSResponse(request.url, 404, {}, Raw())
+
+    remote.bucket.meta.client.meta.events.register(
+        "before-send.s3", no_such_bucket, unique_id="test-aws"
+    )
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key()
+    )
+    name = storage.save("a.txt", ContentFile(b"x"))
+    row = row_of(storage, name)
+    assert row is not None
+    assert row.status == Status.FAILED
+    assert "'no-such-bucket-on-aws' does not exist at the default AWS endpoint" in row.last_error
