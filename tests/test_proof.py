@@ -103,11 +103,12 @@ def handling(remote: Any, event: str, handler: Any) -> Iterator[None]:
     """``handler`` receives the botocore ``event`` of ``remote``'s client
     while the block runs."""
     events = remote.bucket.meta.client.meta.events
-    events.register(event, handler, unique_id=f"test-{event}")
+    unique_id = f"test-{event}-{id(handler)}"
+    events.register(event, handler, unique_id=unique_id)
     try:
         yield
     finally:
-        events.unregister(event, unique_id=f"test-{event}")
+        events.unregister(event, unique_id=unique_id)
 
 
 def test_s3_put_carries_the_ledgers_sha256(local_dir: Path, s3_remote: Any, settings: Any) -> None:
@@ -130,6 +131,17 @@ def test_s3_put_carries_the_ledgers_sha256(local_dir: Path, s3_remote: Any, sett
     assert [v.decode() if isinstance(v, bytes) else v for v in headers] == [expected]
 
 
+def damage(request: Any, **kwargs: Any) -> None:
+    """A botocore ``before-send`` handler: one byte of the body flips on
+    the way to the server."""
+    body = request.body
+    data = body.read() if hasattr(body, "read") else bytes(body)
+    if data:
+        flipped = bytearray(data)
+        flipped[0] ^= 0xFF
+        request.body = bytes(flipped)
+
+
 def test_s3_bytes_damaged_on_the_way_are_caught_by_the_etag(
     local_dir: Path, s3_remote: Any, retries: int
 ) -> None:
@@ -142,14 +154,6 @@ def test_s3_bytes_damaged_on_the_way_are_caught_by_the_etag(
         hooks=[DeleteLocal()],
         key=unique_key(),
     )
-
-    def damage(request: Any, **kwargs: Any) -> None:
-        body = request.body
-        data = body.read() if hasattr(body, "read") else bytes(body)
-        if data:
-            flipped = bytearray(data)
-            flipped[0] ^= 0xFF
-            request.body = bytes(flipped)
 
     with (
         handling(s3_remote, "before-send.s3.PutObject", damage),
@@ -283,3 +287,26 @@ def test_a_size_proof_on_s3_keeps_the_etag_as_the_copys_identity(
     assert transferred["proof"] == "size"
     assert row.remote_etag == head_etag(s3_remote, row.name)
     assert "GetObject" not in sent
+
+
+def test_s3_bytes_damaged_on_the_way_to_a_validating_server_are_refused_in_the_write(
+    local_dir: Path, s3_remote: Any, settings: Any
+) -> None:
+    """The server checks the body against the ledger's SHA-256 the write
+    carries and refuses it: a failed proof, and nothing stored."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=s3_remote, key=unique_key()
+    )
+    with (
+        handling(s3_remote, "before-send.s3.PutObject", damage),  # first: the wire
+        validating_checksums(s3_remote),  # then: the server
+        recording(storage, signals.transfer_failed) as failed,
+    ):
+        name = storage.save("damaged.bin", ContentFile(DATA))
+    ((_, event),) = failed
+    assert isinstance(event["exception"], VerificationError)
+    row = StoredFile.objects.get(storage_key=storage.key, name=name)
+    assert (row.status, row.failure) == (Status.FAILED, "verification")
+    assert not s3_remote.exists(name)
+    assert (local_dir / name).read_bytes() == DATA
