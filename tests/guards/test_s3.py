@@ -5,18 +5,21 @@ the object is ours, compression, and what each server honours."""
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
 from storage_hooks import Status, s3, signals
+from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
 
 from .. import services
@@ -27,6 +30,7 @@ from ..testapp.storages import recording
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DATA = b"body { color: red }\n" * 50
+MIB = 1024 * 1024
 
 
 @pytest.fixture
@@ -121,6 +125,39 @@ def test_a_compressing_remote_is_proven_by_reading_the_copy_back(
     with storage.open(name, "rb") as fh:
         assert fh.read() == DATA
     gc.collect()  # the leaked file's warning, here rather than in another test
+
+
+# -- the ETag of a multipart upload ---------------------------------------------
+
+
+def test_a_multipart_upload_is_proven_by_its_etag(
+    local_dir: Path, remote: Any, settings: Any
+) -> None:
+    """The MD5s are taken per part, cut where boto3 cuts the upload, so the
+    ETag the server answers ("<md5 of the part MD5s>-<parts>") proves it."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    remote.transfer_config = TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=2
+    )
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key()
+    )
+    data = bytes(range(256)) * (11 * MIB // 256) + b"tail"
+    with recording(storage, signals.transferred) as events:
+        name = storage.save("big.bin", ContentFile(data))
+    assert storage.status(name) == Status.REMOTE
+    assert [kw["proof"] for _, kw in events] == ["etag"]
+    row = StoredFile.objects.get(storage_key=storage.key, name=name)
+    assert row.remote_etag.endswith('-3"')
+
+
+def test_a_huge_upload_is_hashed_in_no_more_parts_than_s3_allows(remote: Any) -> None:
+    """S3 takes at most 10,000 parts: boto3 makes the parts of a huge file
+    bigger than configured, and the ETag must be computed over those."""
+    size = 100 * 1024 * MIB
+    hasher = s3.PartHasher(remote, size)
+    assert hasher.multipart
+    assert math.ceil(size / hasher.part_size) <= 10_000
 
 
 # -- what a server honours ------------------------------------------------------
