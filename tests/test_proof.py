@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
@@ -48,6 +49,14 @@ class TruncatesAndLies(FileSystemStorage):
 
     def size(self, name: str) -> int:
         return self.claimed
+
+
+class OpensAsText(FileSystemStorage):
+    """A remote that opens its files as text whatever the mode asked (as
+    some third-party storages do)."""
+
+    def _open(self, name: str, mode: str = "rb") -> File:  # type: ignore[type-arg]
+        return File(open(self.path(name), encoding="utf-8"), name)
 
 
 @pytest.fixture
@@ -91,6 +100,22 @@ def test_size_only_is_an_explicit_opt_out_that_cannot_see_a_flipped_byte(
         name = storage.save("f.bin", ContentFile(DATA))
     assert storage.status(name) == Status.REMOTE
     assert events[0][1]["proof"] == "size"
+
+
+def test_a_remote_that_reads_back_text_is_proven_on_its_utf8_bytes(
+    local_dir: Path, remote_dir: Path, settings: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=OpensAsText(location=remote_dir),
+        key=unique_key(),
+    )
+    text = "Grüße aus Köln\n".encode() * 100
+    with recording(storage, signals.transferred) as events:
+        name = storage.save("text.txt", ContentFile(text))
+    assert storage.status(name) == Status.REMOTE
+    assert [kw["proof"] for _, kw in events] == ["readback"]
 
 
 @pytest.fixture
