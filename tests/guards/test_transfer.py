@@ -22,7 +22,7 @@ from storage_hooks.runners import Runner
 from storage_hooks.storage import QueuedStorage
 from storage_hooks.transfer import run_transfer
 
-from ..conftest import unique_key
+from ..conftest import make_s3, unique_key
 from ..services import s3_options
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -194,3 +194,72 @@ def test_a_missing_bucket_on_aws_is_named_with_its_fix(local_dir: Path, settings
     assert row is not None
     assert row.status == Status.FAILED
     assert "'no-such-bucket-on-aws' does not exist at the default AWS endpoint" in row.last_error
+
+
+# -- S3: the condition on the write, and a foreign file -----------------------------
+
+
+def rewriting_s3(endpoint: str, bucket: str) -> Any:
+    """An S3Storage that writes every file under another key than its name
+    (as a subclass that adds its own prefix in ``_save`` does)."""
+    from storages.backends.s3 import S3Storage
+
+    class WritesElsewhere(S3Storage):
+        def _save(self, name: str, content: Any) -> str:
+            return str(super()._save(f"elsewhere/{name}", content))
+
+    return WritesElsewhere(**s3_options(endpoint, bucket))
+
+
+def test_a_write_the_condition_missed_is_logged_and_not_kept(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, settings: Any, caplog: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    remote = rewriting_s3(s3_endpoint, s3_bucket)
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key()
+    )
+    with caplog.at_level("WARNING", logger="storage_hooks"):
+        name = storage.save("a.txt", ContentFile(b"x"))
+    assert "The conditional write of 'a.txt' was not applied" in caplog.text
+    row = row_of(storage, name)
+    assert row is not None
+    assert (row.status, row.failure) == (Status.FAILED, "conflict")
+    assert not remote.exists("elsewhere/a.txt")
+
+
+def test_without_conditional_writes_nothing_is_said_about_them(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, settings: Any, caplog: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "CONDITIONAL_WRITES": False}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=make_s3(s3_endpoint, s3_bucket),
+        key=unique_key(),
+    )
+    with caplog.at_level("WARNING", logger="storage_hooks"):
+        name = storage.save("a.txt", ContentFile(b"x"))
+    assert storage.status(name) == Status.REMOTE
+    assert "conditional write" not in caplog.text
+
+
+def test_a_foreign_remote_file_is_reported_as_kept_with_the_local_copy(
+    local_dir: Path, remote_dir: Path, settings: Any
+) -> None:
+    """What the operator reads in the ledger: nothing was overwritten, and
+    the local copy is still there."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate"}
+    (remote_dir / "taken.txt").write_bytes(b"theirs")
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=FileSystemStorage(location=remote_dir),
+        key=unique_key(),
+    )
+    name = storage.save("taken.txt", ContentFile(b"ours"))
+    row = row_of(storage, name)
+    assert row is not None
+    error = row.last_error
+    assert error.startswith("NameConflict:")
+    assert "which this library did not write; it is not overwritten" in error
+    assert "The local copy is kept" in error
+    assert (remote_dir / "taken.txt").read_bytes() == b"theirs"
