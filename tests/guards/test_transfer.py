@@ -24,6 +24,7 @@ from storage_hooks.transfer import run_transfer
 
 from ..conftest import make_s3, unique_key
 from ..services import s3_options
+from ..testapp.storages import fs_pair
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,11 +51,7 @@ def row_of(storage: QueuedStorage, name: str) -> StoredFile | None:
 @pytest.mark.usefixtures("held")
 def test_the_outcome_tells_a_retry_from_a_final_failure(local_dir: Path, remote_dir: Path) -> None:
     (remote_dir / "sub").write_bytes(b"a file where a directory must go")
-    storage = QueuedStorage(
-        local=FileSystemStorage(location=local_dir),
-        remote=FileSystemStorage(location=remote_dir),
-        key=unique_key(),
-    )
+    storage = fs_pair(local_dir, remote_dir, unique_key())
     name = storage.save("sub/a.txt", ContentFile(b"payload"))
     first = run_transfer(storage.key, name)
     assert (first.kind, first.retry, first.attempt) == ("retry", True, 1)
@@ -82,12 +79,7 @@ def test_a_preprocessor_may_return_bytes_or_any_readable_object(
     local_dir: Path, remote_dir: Path, settings: Any, make: Any
 ) -> None:
     settings.STORAGE_HOOKS = {"RUNNER": "immediate"}
-    storage = QueuedStorage(
-        local=FileSystemStorage(location=local_dir),
-        remote=FileSystemStorage(location=remote_dir),
-        hooks=[Replaces(make)],
-        key=unique_key(),
-    )
+    storage = fs_pair(local_dir, remote_dir, unique_key(), hooks=[Replaces(make)])
     name = storage.save("a.txt", ContentFile(b"shout"))
     assert storage.status(name) == Status.REMOTE
     assert (remote_dir / name).read_bytes() == b"SHOUT"
@@ -102,12 +94,7 @@ def test_a_preprocessor_returning_something_unreadable_fails_the_attempt(
     local_dir: Path, remote_dir: Path, settings: Any, result: Any
 ) -> None:
     settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
-    storage = QueuedStorage(
-        local=FileSystemStorage(location=local_dir),
-        remote=FileSystemStorage(location=remote_dir),
-        hooks=[Replaces(lambda data: result)],
-        key=unique_key(),
-    )
+    storage = fs_pair(local_dir, remote_dir, unique_key(), hooks=[Replaces(lambda data: result)])
     name = storage.save("a.txt", ContentFile(b"kept"))
     row = row_of(storage, name)
     assert row is not None
@@ -250,11 +237,7 @@ def test_a_foreign_remote_file_is_reported_as_kept_with_the_local_copy(
     the local copy is still there."""
     settings.STORAGE_HOOKS = {"RUNNER": "immediate"}
     (remote_dir / "taken.txt").write_bytes(b"theirs")
-    storage = QueuedStorage(
-        local=FileSystemStorage(location=local_dir),
-        remote=FileSystemStorage(location=remote_dir),
-        key=unique_key(),
-    )
+    storage = fs_pair(local_dir, remote_dir, unique_key())
     name = storage.save("taken.txt", ContentFile(b"ours"))
     row = row_of(storage, name)
     assert row is not None
