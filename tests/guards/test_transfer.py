@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 from botocore.awsrequest import AWSResponse
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
-from storage_hooks import Status, ledger
+from storage_hooks import Status, ledger, signals
 from storage_hooks.hooks import Preprocess
 from storage_hooks.models import StoredFile
 from storage_hooks.runners import Runner
@@ -24,7 +25,7 @@ from storage_hooks.transfer import run_transfer
 
 from ..conftest import make_s3, unique_key
 from ..services import s3_options
-from ..testapp.storages import fs_pair
+from ..testapp.storages import fs_pair, recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -246,3 +247,120 @@ def test_a_foreign_remote_file_is_reported_as_kept_with_the_local_copy(
     assert "which this library did not write; it is not overwritten" in error
     assert "The local copy is kept" in error
     assert (remote_dir / "taken.txt").read_bytes() == b"theirs"
+
+
+@pytest.mark.usefixtures("held")
+def test_a_transfer_reports_what_it_copied(local_dir: Path, remote_dir: Path) -> None:
+    storage = fs_pair(local_dir, remote_dir, unique_key())
+    name = storage.save("a.txt", ContentFile(b"payload"))
+    with recording(storage, signals.transferred) as events:
+        outcome = run_transfer(storage.key, name)
+    assert (outcome.kind, outcome.attempt) == ("done", 1)
+    ((_, sent),) = events
+    assert (sent["name"], sent["size"], sent["checksum"]) == (
+        name,
+        7,
+        hashlib.sha256(b"payload").hexdigest(),
+    )
+    assert sent["duration"] >= 0
+    assert run_transfer(storage.key, name).kind == "skipped"  # nothing left to do
+
+
+class ReadsTheFileBeneath(FileSystemStorage):
+    """A remote that reads the underlying file object of what it is given,
+    not the File wrapper (as some third-party storages do)."""
+
+    def _save(self, name: str, content: Any) -> str:
+        return super()._save(name, ContentFile(content.file.read()))
+
+
+@pytest.mark.parametrize(("tampered", "status"), [(False, Status.REMOTE), (True, Status.FAILED)])
+def test_a_remote_that_bypasses_the_hashing_still_gets_the_local_copy_checked(
+    local_dir: Path, remote_dir: Path, settings: Any, tampered: bool, status: Status
+) -> None:
+    """The SHA-256 of the bytes sent cannot be taken on the way: the local
+    copy is hashed instead, so a changed local copy is still caught."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=ReadsTheFileBeneath(location=remote_dir),
+        delayed=True,
+        key=unique_key(),
+    )
+    name = storage.save("a.txt", ContentFile(b"original"))
+    if tampered:
+        (local_dir / name).write_bytes(b"tampered")
+    storage.transfer(name)
+    assert storage.status(name) == status
+
+
+class ReturnsItsInput(Preprocess):
+    """A preprocessor that decides to change nothing and says so by
+    returning the file it was given (or the file object inside it)."""
+
+    def __init__(self, inner: bool) -> None:
+        self.inner = inner
+
+    def process(self, storage: Any, name: str, file: File) -> Any:
+        return file.file if self.inner else file
+
+
+@pytest.mark.parametrize("inner", [False, True], ids=["file", "inner"])
+def test_a_preprocessor_returning_its_input_leaves_the_local_copy_alone(
+    local_dir: Path, remote_dir: Path, settings: Any, inner: bool
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    storage = fs_pair(
+        local_dir, remote_dir, unique_key(), hooks=[ReturnsItsInput(inner)], delayed=True
+    )
+    name = storage.save("a.txt", ContentFile(b"as it was"))
+    before = (local_dir / name).stat().st_ino
+    storage.transfer(name)
+    assert storage.status(name) == Status.REMOTE
+    assert (local_dir / name).stat().st_ino == before  # not rewritten
+    assert (remote_dir / name).read_bytes() == b"as it was"
+
+
+class ReplacedMeanwhile(Preprocess):
+    """While it works, the file is deleted and a new file saved under the
+    same name (another request)."""
+
+    def process(self, storage: Any, name: str, file: File) -> Any:
+        processed = file.read().upper()
+        storage.delete(name)
+        assert storage.save(name, ContentFile(b"the newer file")) == name
+        return processed
+
+
+@pytest.mark.usefixtures("held")
+def test_a_preprocessed_old_version_never_replaces_the_newer_file(
+    local_dir: Path, remote_dir: Path
+) -> None:
+    storage = fs_pair(local_dir, remote_dir, unique_key(), hooks=[ReplacedMeanwhile()])
+    name = storage.save("a.txt", ContentFile(b"the older file"))
+    assert run_transfer(storage.key, name).kind == "skipped"
+    assert (local_dir / name).read_bytes() == b"the newer file"
+    row = row_of(storage, name)
+    assert row is not None
+    assert (row.status, row.checksum) == (
+        Status.QUEUED,
+        hashlib.sha256(b"the newer file").hexdigest(),
+    )
+    assert not (remote_dir / name).exists()
+
+
+def test_an_empty_file_is_proven_by_its_etag_whatever_the_multipart_threshold(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, settings: Any
+) -> None:
+    """boto3 sends an empty file in one PutObject even when its threshold
+    says every non-empty file goes multipart."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    remote = make_s3(s3_endpoint, s3_bucket)
+    remote.transfer_config = TransferConfig(multipart_threshold=1)
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key()
+    )
+    with recording(storage, signals.transferred) as events:
+        name = storage.save("empty.txt", ContentFile(b""))
+    assert storage.status(name) == Status.REMOTE
+    assert [kw["proof"] for _, kw in events] == ["etag"]
