@@ -49,7 +49,8 @@ def read_back(remote: Storage, name: str) -> tuple[str, int]:
     sha = hashlib.sha256()
     size = 0
     with remote.open(name, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_SIZE), b""):
+        # Not iter(..., b""): a remote that ignores "rb" ends with "", not b"".
+        while chunk := fh.read(CHUNK_SIZE):
             data = chunk.encode() if isinstance(chunk, str) else chunk
             sha.update(data)
             size += len(data)

@@ -111,6 +111,14 @@ def object_key(storage: Any, name: str) -> str:
     return str(storage._normalize_name(clean_name(name)))
 
 
+def saves_as_s3storage(storage: Any) -> bool:
+    """Whether ``storage`` writes with django-storages' own ``_save`` (a
+    subclass may write elsewhere, or do more, in its own: then that is used)."""
+    from storages.backends.s3 import S3Storage
+
+    return type(storage)._save is S3Storage._save
+
+
 def put_small(storage: Any, name: str, content: Any) -> str:
     """Write ``content`` (a seekable binary file below the multipart
     threshold) under ``name`` with

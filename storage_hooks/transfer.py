@@ -295,7 +295,7 @@ def _write(
         with s3.write(
             remote_s3, name, exclusive=exclusive, sha256_hex=row.checksum if single else None
         ) as write:
-            if single:
+            if single and s3.saves_as_s3storage(remote_s3):
                 saved: str = s3.put_small(remote_s3, name, content)
             else:
                 saved = remote._save(name, content)  # type: ignore[attr-defined]

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
@@ -45,6 +49,14 @@ class TruncatesAndLies(FileSystemStorage):
 
     def size(self, name: str) -> int:
         return self.claimed
+
+
+class OpensAsText(FileSystemStorage):
+    """A remote that opens its files as text whatever the mode asked (as
+    some third-party storages do)."""
+
+    def _open(self, name: str, mode: str = "rb") -> File:  # type: ignore[type-arg]
+        return File(open(self.path(name), encoding="utf-8"), name)
 
 
 @pytest.fixture
@@ -90,9 +102,38 @@ def test_size_only_is_an_explicit_opt_out_that_cannot_see_a_flipped_byte(
     assert events[0][1]["proof"] == "size"
 
 
+def test_a_remote_that_reads_back_text_is_proven_on_its_utf8_bytes(
+    local_dir: Path, remote_dir: Path, settings: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=OpensAsText(location=remote_dir),
+        key=unique_key(),
+    )
+    text = "Grüße aus Köln\n".encode() * 100
+    with recording(storage, signals.transferred) as events:
+        name = storage.save("text.txt", ContentFile(text))
+    assert storage.status(name) == Status.REMOTE
+    assert [kw["proof"] for _, kw in events] == ["readback"]
+
+
 @pytest.fixture
 def s3_remote(s3_endpoint: str, s3_bucket: str) -> Any:
     return make_s3(s3_endpoint, s3_bucket)
+
+
+@contextmanager
+def handling(remote: Any, event: str, handler: Any) -> Iterator[None]:
+    """``handler`` receives the botocore ``event`` of ``remote``'s client
+    while the block runs."""
+    events = remote.bucket.meta.client.meta.events
+    unique_id = f"test-{event}-{id(handler)}"
+    events.register(event, handler, unique_id=unique_id)
+    try:
+        yield
+    finally:
+        events.unregister(event, unique_id=unique_id)
 
 
 def test_s3_put_carries_the_ledgers_sha256(local_dir: Path, s3_remote: Any, settings: Any) -> None:
@@ -107,16 +148,23 @@ def test_s3_put_carries_the_ledgers_sha256(local_dir: Path, s3_remote: Any, sett
     def capture(request: Any, **kwargs: Any) -> None:
         sent.append((request.url, request.headers.get("x-amz-checksum-sha256")))
 
-    events = s3_remote.bucket.meta.client.meta.events
-    events.register("before-send.s3.PutObject", capture, unique_id="test-capture")
-    try:
+    with handling(s3_remote, "before-send.s3.PutObject", capture):
         name = storage.save("sum.bin", ContentFile(DATA))
-    finally:
-        events.unregister("before-send.s3.PutObject", unique_id="test-capture")
     assert storage.status(name) == Status.REMOTE
     expected = base64.b64encode(hashlib.sha256(DATA).digest()).decode()
     headers = [value for url, value in sent if url.endswith("/sum.bin")]
     assert [v.decode() if isinstance(v, bytes) else v for v in headers] == [expected]
+
+
+def damage(request: Any, **kwargs: Any) -> None:
+    """A botocore ``before-send`` handler: one byte of the body flips on
+    the way to the server."""
+    body = request.body
+    data = body.read() if hasattr(body, "read") else bytes(body)
+    if data:
+        flipped = bytearray(data)
+        flipped[0] ^= 0xFF
+        request.body = bytes(flipped)
 
 
 def test_s3_bytes_damaged_on_the_way_are_caught_by_the_etag(
@@ -132,32 +180,22 @@ def test_s3_bytes_damaged_on_the_way_are_caught_by_the_etag(
         key=unique_key(),
     )
 
-    def damage(request: Any, **kwargs: Any) -> None:
-        body = request.body
-        data = body.read() if hasattr(body, "read") else bytes(body)
-        if data:
-            flipped = bytearray(data)
-            flipped[0] ^= 0xFF
-            request.body = bytes(flipped)
-
-    events = s3_remote.bucket.meta.client.meta.events
-    events.register("before-send.s3.PutObject", damage, unique_id="test-damage")
-    try:
-        with recording(storage, signals.transfer_failed) as failed:
-            name = storage.save("damaged.bin", ContentFile(DATA))
-    finally:
-        events.unregister("before-send.s3.PutObject", unique_id="test-damage")
+    with (
+        handling(s3_remote, "before-send.s3.PutObject", damage),
+        recording(storage, signals.transfer_failed) as failed,
+    ):
+        name = storage.save("damaged.bin", ContentFile(DATA))
     assert storage.status(name) == Status.FAILED
     assert all(isinstance(kw["exception"], VerificationError) for _, kw in failed)
     assert "ETag" in str(failed[-1][1]["exception"])
     assert (local_dir / name).read_bytes() == DATA
 
 
-def test_a_server_that_validates_checksums_is_detected(s3_remote: Any) -> None:
-    """A server that refuses a wrong ChecksumSHA256 (as Amazon S3 does) is
-    found out by the probe; moto accepts any, so the refusal is made at the
-    transport for the probe's wrong checksum."""
-    from botocore.awsrequest import AWSResponse
+@contextmanager
+def validating_checksums(remote: Any) -> Iterator[None]:
+    """The server refuses a ``PutObject`` whose ChecksumSHA256 is not the
+    body's, as Amazon S3 does; moto accepts any, so the refusal is made at
+    the transport."""
 
     def refuse_wrong(request: Any, **kwargs: Any) -> AWSResponse | None:
         claimed = request.headers.get("x-amz-checksum-sha256")
@@ -179,13 +217,17 @@ def test_a_server_that_validates_checksums_is_detected(s3_remote: Any) -> None:
         return AWSResponse(request.url, 400, {}, Raw())
 
     s3.forget_capabilities()
-    events = s3_remote.bucket.meta.client.meta.events
-    events.register("before-send.s3.PutObject", refuse_wrong, unique_id="test-validate")
     try:
-        found = s3.probe(s3_remote)
+        with handling(remote, "before-send.s3.PutObject", refuse_wrong):
+            yield
     finally:
-        events.unregister("before-send.s3.PutObject", unique_id="test-validate")
         s3.forget_capabilities()
+
+
+def test_a_server_that_validates_checksums_is_detected(s3_remote: Any) -> None:
+    """A server that refuses a wrong ChecksumSHA256 is found out by the probe."""
+    with validating_checksums(s3_remote):
+        found = s3.probe(s3_remote)
     assert found.validates_checksums
     assert found.honours_if_none_match
 
@@ -210,3 +252,108 @@ def test_a_multipart_etag_of_another_form_is_read_back(s3_remote: Any) -> None:
     s3_remote.save(row.name, ContentFile(DATA[::-1]))
     with pytest.raises(VerificationError):
         proof.prove(s3_remote, row, write=write, sent_etag=sent_in_parts)
+
+
+# -- what a transfer reports: how the copy was proven, and what identifies it --
+
+
+def head_etag(remote: Any, name: str) -> str:
+    """The ETag the server gives the object now (what If-Match compares)."""
+    client = remote.bucket.meta.client
+    return str(client.head_object(Bucket=remote.bucket_name, Key=name)["ETag"])
+
+
+def transfer_once(
+    remote: Any, local_dir: Path, data: bytes = DATA
+) -> tuple[dict[str, Any], StoredFile, list[str]]:
+    """Save a file to a storage with the S3 ``remote``: the ``transferred``
+    keywords, the ledger row, and the S3 operations sent."""
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key()
+    )
+    sent: list[str] = []
+    with (
+        handling(remote, "before-call.s3", lambda model, **kw: sent.append(model.name)),
+        recording(storage, signals.transferred) as events,
+    ):
+        name = storage.save("proven.bin", ContentFile(data))
+    assert storage.status(name) == Status.REMOTE
+    ((_, transferred),) = events
+    return transferred, StoredFile.objects.get(storage_key=storage.key, name=name), sent
+
+
+def test_an_s3_copy_is_proven_by_the_etag_the_server_answered(
+    local_dir: Path, s3_remote: Any, settings: Any
+) -> None:
+    """No read-back: the ETag of the write is the MD5 of the bytes sent,
+    and it identifies the copy for a later conditional delete."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate"}
+    transferred, row, sent = transfer_once(s3_remote, local_dir)
+    assert transferred["proof"] == "etag"
+    assert row.remote_etag == head_etag(s3_remote, row.name)
+    assert row.remote_etag.strip('"') == hashlib.md5(DATA).hexdigest()
+    assert "GetObject" not in sent
+
+
+def test_a_server_that_validates_checksums_proves_the_copy_in_the_write(
+    local_dir: Path, s3_remote: Any, settings: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate"}
+    with validating_checksums(s3_remote):
+        transferred, row, sent = transfer_once(s3_remote, local_dir)
+    assert transferred["proof"] == "checksum"
+    assert row.remote_etag == head_etag(s3_remote, row.name)
+    assert "GetObject" not in sent
+
+
+def test_an_etag_that_is_no_md5_is_proven_by_reading_the_copy_back(
+    local_dir: Path, s3_remote: Any, settings: Any
+) -> None:
+    """A server that answers an ETag of its own kind (SSE-KMS, some
+    servers): the ETag proves nothing, so the copy is read back; the ETag
+    still identifies the copy. moto answers MD5s, so the answer is changed
+    before botocore parses it."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate"}
+    opaque = '"kms-4f1d2c9a7b"'
+
+    def own_kind(customized_response_dict: dict[str, Any], **kwargs: Any) -> None:
+        customized_response_dict["ETag"] = opaque
+
+    with handling(s3_remote, "before-parse.s3.PutObject", own_kind):
+        transferred, row, sent = transfer_once(s3_remote, local_dir)
+    assert transferred["proof"] == "readback"
+    assert "GetObject" in sent
+    assert row.remote_etag == opaque
+
+
+def test_a_size_proof_on_s3_keeps_the_etag_as_the_copys_identity(
+    local_dir: Path, s3_remote: Any, settings: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "PROOF": "size"}
+    transferred, row, sent = transfer_once(s3_remote, local_dir)
+    assert transferred["proof"] == "size"
+    assert row.remote_etag == head_etag(s3_remote, row.name)
+    assert "GetObject" not in sent
+
+
+def test_s3_bytes_damaged_on_the_way_to_a_validating_server_are_refused_in_the_write(
+    local_dir: Path, s3_remote: Any, settings: Any
+) -> None:
+    """The server checks the body against the ledger's SHA-256 the write
+    carries and refuses it: a failed proof, and nothing stored."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "RETRIES": 0}
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=s3_remote, key=unique_key()
+    )
+    with (
+        handling(s3_remote, "before-send.s3.PutObject", damage),  # first: the wire
+        validating_checksums(s3_remote),  # then: the server
+        recording(storage, signals.transfer_failed) as failed,
+    ):
+        name = storage.save("damaged.bin", ContentFile(DATA))
+    ((_, event),) = failed
+    assert isinstance(event["exception"], VerificationError)
+    row = StoredFile.objects.get(storage_key=storage.key, name=name)
+    assert (row.status, row.failure) == (Status.FAILED, "verification")
+    assert not s3_remote.exists(name)
+    assert (local_dir / name).read_bytes() == DATA

@@ -127,9 +127,14 @@ def test_a_repeated_transfer_is_harmless(fs_storage: QueuedStorage, remote_dir: 
     assert row(fs_storage, name).attempts == 1
 
 
+@pytest.mark.parametrize(("how", "left"), [("auto", False), ("readback", False), ("size", True)])
 def test_a_file_deleted_during_its_transfer_is_not_left_on_the_remote(
-    local_dir: Path, remote_dir: Path
+    local_dir: Path, remote_dir: Path, settings: Any, how: str, left: bool
 ) -> None:
+    """Unless the copy was proven by its size alone: a size identifies no
+    copy, so the clean-up leaves it rather than guess whose it is."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "PROOF": how}
+
     class DeletedMeanwhile(FileSystemStorage):
         """Another process deletes the file right after the copy (a race
         a single process cannot cause on its own)."""
@@ -148,7 +153,7 @@ def test_a_file_deleted_during_its_transfer_is_not_left_on_the_remote(
         name = storage.save("raced.txt", ContentFile(b"raced"))
     assert events == []
     assert storage.status(name) is None
-    assert not (remote_dir / "raced.txt").exists()
+    assert (remote_dir / "raced.txt").exists() is left
 
 
 def test_a_file_deleted_when_its_transfer_starts_is_not_copied(
@@ -231,7 +236,7 @@ def test_the_copy_streams_in_bounded_chunks(
             request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")
         )
     else:
-        remote = FileSystemStorage(location=remote_dir)
+        remote = ReadLoggingFileSystemStorage(location=remote_dir)
     local = ReadLoggingFileSystemStorage(location=local_dir)
     storage = QueuedStorage(local=local, remote=remote, delayed=True, key=unique_key())
     data = os.urandom(3 * CHUNK_SIZE + 1)
@@ -240,11 +245,15 @@ def test_the_copy_streams_in_bounded_chunks(
     local.reads.clear()
     storage.transfer(name)
     assert storage.status(name) == Status.REMOTE
-    asked = [size for size, _ in local.reads]
-    got = [length for _, length in local.reads]
-    assert sum(got) >= len(data)
-    # Never "read everything": every read asks for a bounded amount.
-    assert all(0 <= size <= CHUNK_SIZE for size in asked), sorted(set(asked))
+    # The local copy as it is sent, and a file-system remote's copy as it
+    # is read back for the proof.
+    logs = [local.reads] if remote_kind == "s3" else [local.reads, remote.reads]
+    for reads in logs:
+        asked = [size for size, _ in reads]
+        got = [length for _, length in reads]
+        assert sum(got) >= len(data)
+        # Never "read everything": every read asks for a bounded amount.
+        assert all(0 <= size <= CHUNK_SIZE for size in asked), sorted(set(asked))
     with remote.open(name, "rb") as fh:
         assert fh.read() == data
 
