@@ -18,6 +18,7 @@ from django.core.files.base import ContentFile
 from django.db import OperationalError, connections, transaction
 
 from storage_hooks import Status, batching
+from storage_hooks.conf import hostname
 from storage_hooks.runners import Runner
 from storage_hooks.storage import QueuedStorage
 from storage_hooks.transfer import Outcome
@@ -89,6 +90,34 @@ def test_each_file_goes_to_the_queue_of_the_host_given(
     with transaction.atomic():
         fs_storage.enqueue_on_commit("h.txt", host="web-8")
     assert Collecting.hosts[1:] == ["web-7", "web-8"]
+
+
+def test_a_transactions_files_go_to_this_hosts_queue(
+    fs_storage: QueuedStorage, handed: list[tuple[str, list[str]]]
+) -> None:
+    with transaction.atomic():
+        save(fs_storage, "q/1.txt")
+        save(fs_storage, "q/2.txt")
+    assert Collecting.hosts == [hostname()]
+
+
+class Unreachable(Collecting):
+    def enqueue_many(self, key: str, names: list[str], *, host: str) -> None:
+        raise ConnectionError("the broker is down")
+
+
+def test_a_batch_the_runner_cannot_take_is_logged_with_the_way_to_recover(
+    fs_storage: QueuedStorage, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": f"{__name__}.Unreachable", "STUCK_AFTER": 321}
+    with caplog.at_level("ERROR", logger="storage_hooks"), transaction.atomic():
+        first = save(fs_storage, "down/1.txt")
+        save(fs_storage, "down/2.txt")
+    message = caplog.records[-1].getMessage()
+    assert f"2 files ({first!r}, ...)" in message
+    assert "retry --stuck-after 0" in message
+    assert "STUCK_AFTER (321s)" in message
+    assert fs_storage.status(first) == Status.QUEUED  # saved, and left for retry
 
 
 def test_a_thread_of_its_own_batches_its_own_transaction(

@@ -413,6 +413,25 @@ def test_a_private_file_is_invisible_until_linked_into_place(tmp_path: Path) -> 
     assert (tmp_path / "d" / "f.txt").read_bytes() == b"plain stream"
 
 
+class SizedReads(io.BytesIO):
+    """A plain stream (no chunks()) that remembers how much each read asked."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.asked: list[int | None] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.asked.append(size)
+        return super().read(size)
+
+
+def test_a_plain_stream_is_written_in_bounded_reads(tmp_path: Path) -> None:
+    stream = SizedReads(os.urandom(3 * localfiles.CHUNK_SIZE + 5))
+    written = write_private(FileSystemStorage(location=tmp_path), "s.bin", stream)
+    assert written.size == 3 * localfiles.CHUNK_SIZE + 5
+    assert all(size is not None and 0 < size <= localfiles.CHUNK_SIZE for size in stream.asked)
+
+
 def test_a_text_stream_is_written_as_utf8_and_ends(tmp_path: Path) -> None:
     """A text stream ends with "", not b"": the write must stop there."""
     storage = FileSystemStorage(location=tmp_path)

@@ -284,9 +284,12 @@ def test_only_mode_adopts_an_identical_remote_copy(
 ) -> None:
     immediate(CONDITIONAL_WRITES="only")
     remote.save("same.txt", ContentFile(b"same bytes"))
-    name = storage.save("same.txt", ContentFile(b"same bytes"))
+    with recording(storage, signals.transferred) as done:
+        name = storage.save("same.txt", ContentFile(b"same bytes"))
     assert storage.status(name) == Status.REMOTE
     assert row(storage, name).attempts == 1
+    # Adopted: proven by reading the remote copy back, not by a write.
+    assert [kw["proof"] for _, kw in done] == ["readback"]
 
 
 def test_a_retry_replaces_its_own_copy_under_the_condition(
