@@ -252,7 +252,7 @@ PART_SIZE = 8 * 2**20
 PARTS_IN_MEMORY = 3
 
 
-def bounded_transfer_config(use_threads: bool = True) -> Any:
+def bounded_transfer_config(use_threads: bool) -> Any:
     """A ``TransferConfig`` that keeps an upload's memory bounded: parts of
     8 MiB (boto3's size), at most three of them read into memory at once
     (boto3's default keeps up to ten). Concurrency and the multipart threshold
