@@ -106,5 +106,24 @@ def other_database(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str
         yield "other"
     finally:
         if hasattr(connections._connections, "other"):
+            really_close(connections["other"])
             del connections["other"]
         del connections.settings["other"]
+
+
+def really_close(connection: Any) -> None:
+    """Close a database connection, an in-memory SQLite one included (whose
+    ``close()`` Django skips, so that the database lives on; Python 3.13 warns
+    about such a connection when it is collected)."""
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        if connection.connection is not None:
+            connection.connection.close()
+            connection.connection = None
+    else:
+        connection.close()
+
+
+def close_thread_connections() -> None:
+    """Close the connections the current (test-made) thread opened."""
+    for connection in connections.all(initialized_only=True):
+        really_close(connection)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from django.core.checks import run_checks
 from django.core.files.base import ContentFile
-from django.db import OperationalError, connections, transaction
+from django.db import OperationalError, transaction
 
 from storage_hooks import Status, batching
 from storage_hooks.conf import hostname
@@ -23,6 +23,7 @@ from storage_hooks.runners import Runner
 from storage_hooks.storage import QueuedStorage
 from storage_hooks.transfer import Outcome
 
+from .conftest import close_thread_connections
 from .testapp.storages import recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,7 +133,7 @@ def test_a_thread_of_its_own_batches_its_own_transaction(
             with transaction.atomic():
                 names.extend(save(fs_storage, f"th/{i}.txt") for i in range(2))
         finally:
-            connections.close_all()
+            close_thread_connections()
 
     thread = threading.Thread(target=request)
     thread.start()
