@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cached_property, partial
 from typing import IO, Any
@@ -485,19 +485,11 @@ class QueuedStorage(Storage):
         the file is saved and QUEUED, and ``manage.py storage_hooks retry``
         queues it again.
         """
-        signals.send(signals.transfer_queued, self, name=name)
-        runner = get_runner()
-        try:
-            runner.enqueue(self.key, name, host=host or hostname(), countdown=countdown)
-        except Exception:
-            signals.logger.exception(
-                "Could not queue the transfer of %r through %s; it stays QUEUED in the ledger. "
-                "'manage.py storage_hooks retry --stuck-after 0' queues it now; a periodic "
-                "'retry' does after STUCK_AFTER (%ss).",
-                name,
-                runner.describe(),
-                conf.STUCK_AFTER,
-            )
+        self._hand_over(
+            [name],
+            lambda runner, host: runner.enqueue(self.key, name, host=host, countdown=countdown),
+            host,
+        )
 
     def enqueue_many(self, names: list[str], *, host: str | None = None) -> None:
         """Hand the transfers of ``names`` to the runner now, as few messages
@@ -506,18 +498,27 @@ class QueuedStorage(Storage):
         if len(names) == 1:
             self.enqueue(names[0], host=host)
             return
+        self._hand_over(
+            names, lambda runner, host: runner.enqueue_many(self.key, names, host=host), host
+        )
+
+    def _hand_over(
+        self, names: list[str], send: Callable[[Any, str], None], host: str | None
+    ) -> None:
+        """Send ``transfer_queued`` for ``names``, then ``send(runner, host)``;
+        a runner that cannot take them is logged, not raised."""
         for name in names:
             signals.send(signals.transfer_queued, self, name=name)
         runner = get_runner()
         try:
-            runner.enqueue_many(self.key, names, host=host or hostname())
+            send(runner, host or hostname())
         except Exception:
+            what = repr(names[0]) if len(names) == 1 else f"{len(names)} files ({names[0]!r}, ...)"
             signals.logger.exception(
-                "Could not queue the transfers of %s files (%r, ...) through %s; they stay "
-                "QUEUED in the ledger. 'manage.py storage_hooks retry --stuck-after 0' queues "
-                "them now; a periodic 'retry' does after STUCK_AFTER (%ss).",
-                len(names),
-                names[0],
+                "Could not queue the transfer of %s through %s; the ledger keeps it QUEUED. "
+                "'manage.py storage_hooks retry --stuck-after 0' queues it now; a periodic "
+                "'retry' does after STUCK_AFTER (%ss).",
+                what,
                 runner.describe(),
                 conf.STUCK_AFTER,
             )
