@@ -78,7 +78,7 @@ def run(ctx: Context) -> Section:
         section.rows.append(not_measured("django-queued-storage", reason))
         return section
     with (
-        env.postgres_database("bench_dqs") as db,
+        env.postgres_database(f"bench_dqs_{os.getpid()}") as db,
         env.redis_databases(2, avoid=ctx.redis_dbs) as (broker_db, cache_db),
     ):
         claim([broker_db, cache_db])

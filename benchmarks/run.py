@@ -165,7 +165,7 @@ def main() -> int:
     try:
         with (
             env.moto_server() as endpoint,
-            env.postgres_database("bench_storage_hooks") as db,
+            env.postgres_database(f"bench_storage_hooks_{os.getpid()}") as db,
             env.redis_databases(2) as (broker_db, cache_db),
         ):
             bucket = "bench"
