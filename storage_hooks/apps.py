@@ -8,3 +8,6 @@ class StorageHooksConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .runners.celery import remember_app
+
+        remember_app()  # the project's Celery app, for threads that lack it

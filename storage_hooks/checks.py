@@ -17,6 +17,7 @@ Settings:
   a non-empty string.
 * ``storage_hooks.E014``: the runner is not "immediate" and the cache lives
   in each process (``LocMemCache``).
+* ``storage_hooks.E016``: ``PUBLISH`` is not "background" or "inline".
 * ``storage_hooks.W001``: ``RETRY_DELAY_MAX`` is not below the Celery
   broker's visibility timeout.
 * ``storage_hooks.W002``: the runner is not "immediate" and the cache is a
@@ -48,7 +49,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, PROOFS, conf
+from .conf import DEFAULTS, PROOFS, PUBLISHES, conf
 from .installed import check_installed
 from .runners import Runner, get_runner, runner_path
 from .runners.immediate import ImmediateRunner
@@ -146,6 +147,16 @@ def _check_values() -> Messages:
                 f"{conf.PROOF!r}.",
                 12,
                 hint='Leave it out: "auto" uses the strongest proof each remote offers.',
+            )
+        )
+    if conf.PUBLISH not in PUBLISHES:
+        messages.append(
+            error(
+                f"STORAGE_HOOKS['PUBLISH'] must be one of {', '.join(map(repr, PUBLISHES))}, "
+                f"not {conf.PUBLISH!r}.",
+                16,
+                hint='Leave it out: "background" sends transfer messages without making the '
+                "request wait.",
             )
         )
     if not isinstance(conf.HOST_QUEUES, bool):

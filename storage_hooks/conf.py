@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE": None,
     "BATCH_SIZE": 50,
     "BATCH_THREADS": 8,
+    "PUBLISH": "background",
 }
 
 #: django-queued-storage's names, used where ``STORAGE_HOOKS`` is silent.
@@ -48,6 +49,9 @@ LEGACY = {
     "RETRY_DELAY": "QUEUED_STORAGE_RETRY_DELAY",
     "CACHE_PREFIX": "QUEUED_STORAGE_CACHE_PREFIX",
 }
+
+#: The values ``PUBLISH`` accepts (:mod:`storage_hooks.runners.publisher`).
+PUBLISHES = ("background", "inline")
 
 #: The values ``PROOF`` accepts (the modes of :mod:`storage_hooks.proof`).
 PROOFS = ("auto", "readback", "size")
@@ -224,6 +228,14 @@ class Settings:
         a thread of its own (I/O bound: the threads wait on S3 and the
         database). Default 8."""
         return self._get("BATCH_THREADS")
+
+    @property
+    def PUBLISH(self) -> str:
+        """Celery runner: who sends the transfer messages of a save.
+        ``"background"`` (default): the process's publisher thread, after
+        the request handed them over, grouping a burst of saves into batch
+        messages; ``"inline"``: the committing request, before it goes on."""
+        return self._get("PUBLISH")
 
 
 conf = Settings()

@@ -35,7 +35,7 @@ from . import (
     s3,
     signals,
 )
-from .conf import conf, hostname
+from .conf import hostname
 from .hooks import resolve_hook
 from .localfiles import HashingFile, is_local_fs
 from .names import KEY_MAX_LENGTH, NAME_MAX_LENGTH, canonical
@@ -48,7 +48,7 @@ from .resolve import (
     normalize,
     without_secrets,
 )
-from .runners import get_runner
+from .runners import get_runner, log_not_queued
 from .status import GONE_STATES, Status
 
 LEGACY_TASKS = {
@@ -513,15 +513,7 @@ class QueuedStorage(Storage):
         try:
             send(runner, host or hostname())
         except Exception:
-            what = repr(names[0]) if len(names) == 1 else f"{len(names)} files ({names[0]!r}, ...)"
-            signals.logger.exception(
-                "Could not queue the transfer of %s through %s; the ledger keeps it QUEUED. "
-                "'manage.py storage_hooks retry --stuck-after 0' queues it now; a periodic "
-                "'retry' does after STUCK_AFTER (%ss).",
-                what,
-                runner.describe(),
-                conf.STUCK_AFTER,
-            )
+            log_not_queued(names, runner.describe())
 
     def transfer(self, name: str) -> None:
         """Queue the transfer of a saved file (delayed, failed, or lost in

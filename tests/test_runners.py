@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +23,8 @@ from django.utils.module_loading import import_string
 from storage_hooks import Status
 from storage_hooks.models import StoredFile
 from storage_hooks.runners import Runner, get_runner, queue_name, retry_delay
+from storage_hooks.runners import celery as celery_runner
+from storage_hooks.runners.celery import publisher
 from storage_hooks.runners.django_tasks import TasksRunner
 from storage_hooks.runners.immediate import ImmediateRunner
 from storage_hooks.storage import QueuedStorage
@@ -258,9 +261,13 @@ def test_tasks_check_names_the_missing_queue() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("publish", ["inline", "background"])
 def test_an_unreachable_broker_is_named_with_the_way_to_queue_again(
-    fs_storage: QueuedStorage, caplog: pytest.LogCaptureFixture
+    fs_storage: QueuedStorage, caplog: pytest.LogCaptureFixture, publish: str
 ) -> None:
+    """Whether the request sends the message or the publisher thread does,
+    a broker that cannot be reached is logged (its address, no password)
+    and the file stays QUEUED."""
     from celery import Celery
 
     from tests import services
@@ -276,8 +283,9 @@ def test_an_unreachable_broker_is_named_with_the_way_to_queue_again(
     before = _state.get_current_app()
     app.set_current()
     try:
-        with override_settings(STORAGE_HOOKS={"RUNNER": "celery"}):
+        with override_settings(STORAGE_HOOKS={"RUNNER": "celery", "PUBLISH": publish}):
             name = fs_storage.save("a.txt", ContentFile(b"x"))
+            assert publisher.drain(30)
     finally:
         _state._set_current_app(before)
         app.close()
@@ -296,6 +304,8 @@ def test_no_celery_app_is_a_check_error(settings: Any, monkeypatch: pytest.Monke
     # As in a project whose __init__ imports no app: Celery falls back to
     # an app of its own (celery._state, Celery 5.4-5.7).
     monkeypatch.setattr(_state, "default_app", None)
+    monkeypatch.setattr(_state, "_apps", weakref.WeakSet())
+    monkeypatch.setattr(celery_runner, "_at_setup", [])
     _state._set_current_app(None)
     try:
         errors = [e for e in run_checks() if e.id == "storage_hooks.E002"]
@@ -304,3 +314,42 @@ def test_no_celery_app_is_a_check_error(settings: Any, monkeypatch: pytest.Monke
     assert len(errors) == 1
     assert "this process has no Celery app" in errors[0].msg
     assert "proj/__init__.py" in errors[0].msg
+
+
+THREADED_PROJECT = """
+import os, sys, threading, types
+from celery import Celery
+
+# proj/__init__.py imports proj/celery.py, as Celery's Django guide says.
+app = Celery("proj", broker="redis://127.0.0.1:1/0", set_as_current=True)
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=["storage_hooks"],
+    STORAGE_HOOKS={"RUNNER": "celery"},
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+)
+import django
+django.setup()
+from storage_hooks.runners.celery import _app
+seen = []
+def in_a_thread():
+    request = threading.Thread(target=lambda: seen.append(_app().main))
+    request.start(); request.join()
+in_a_thread()
+import storage_hooks.runners.celery as runner
+runner._at_setup.clear()  # a process that imported its app only later
+in_a_thread()
+print(*seen, _app().main)
+"""
+
+
+def test_request_threads_send_through_the_projects_celery_app() -> None:
+    """Celery's current app is per thread: in a request thread of a threaded
+    server (and in the publisher thread) Celery would answer with its
+    fallback app, which sends to amqp://guest@localhost//. The runner uses
+    the project's app, the one current when Django set up."""
+    result = subprocess.run(
+        [sys.executable, "-c", THREADED_PROJECT], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["proj", "proj", "proj"]

@@ -95,6 +95,22 @@ def queue_name(host: str) -> str:
     return str(conf.QUEUE)
 
 
+def log_not_queued(names: list[str], where: str) -> None:
+    """Log, with the traceback being handled, that ``names`` could not be
+    handed to ``where``: their rows stay QUEUED for ``retry``."""
+    from ..signals import logger
+
+    what = repr(names[0]) if len(names) == 1 else f"{len(names)} files ({names[0]!r}, ...)"
+    logger.exception(
+        "Could not queue the transfer of %s through %s; the ledger keeps it QUEUED. "
+        "'manage.py storage_hooks retry --stuck-after 0' queues it now; a periodic "
+        "'retry' does after STUCK_AFTER (%ss).",
+        what,
+        where,
+        conf.STUCK_AFTER,
+    )
+
+
 def schedule_retry(key: str, name: str, outcome: Outcome) -> None:
     if outcome.retry:
         get_runner().enqueue(key, name, host=outcome.host, countdown=retry_delay(outcome.attempt))

@@ -23,7 +23,11 @@ class Broker:
         return self.deployment.broker_prefix + queue
 
     def raw_messages(self, queue: str) -> list[bytes]:
-        """The messages waiting in ``queue``, oldest first, as stored."""
+        """The messages waiting in ``queue``, oldest first, as stored, once
+        this process's publisher thread sent what it was handed."""
+        from storage_hooks.runners.celery import publisher
+
+        assert publisher.drain(30), "the publisher thread did not send its messages in 30 s"
         return list(reversed(self.client.lrange(self.queue_key(queue), 0, -1)))
 
     def messages(self, queue: str) -> list[dict[str, Any]]:

@@ -73,6 +73,44 @@ def test_the_saves_of_one_transaction_travel_together(site):
 
 
 @pytest.mark.integration
+def test_saves_of_separate_requests_each_reach_the_broker_once(site, celery_client):
+    """Forty uploads from eight threads at once, each in its own
+    transaction (requests of a threaded server): the publisher thread sends
+    every name exactly once, those that arrived while it was busy together,
+    and a real worker transfers each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    site.configure(batch_size=50, batch_threads=4)
+    queue = site.deployment.queue
+    site.broker.drop_queue(queue)
+
+    def upload(i: int) -> str:
+        try:
+            with transaction.atomic(using=ALIAS):
+                return site.storage.save(f"burst/{i:02d}.bin", ContentFile(b"%02d" % i * 64))
+        finally:
+            connections.close_all()
+
+    # The test process's Celery app is current in its main thread only
+    # (how threads find a project's app is tests/test_runners.py's).
+    with ThreadPoolExecutor(8, initializer=celery_client.set_current) as pool:
+        names = list(pool.map(upload, range(40)))
+    messages = site.broker.messages(queue)
+    sent = []
+    for message in messages:
+        key, carried = message["decoded"][0]
+        assert key == site.deployment.key
+        sent += carried if isinstance(carried, list) else [carried]
+    assert sorted(sent) == sorted(names)  # each once
+    site.start_worker()
+    for i, name in enumerate(names):
+        site.wait_status(name, Status.REMOTE)
+        assert site.remote_bytes(name) == b"%02d" % i * 64
+
+
+@pytest.mark.integration
 def test_host_queues(site):
     """HOST_QUEUES: the message, and every retry, go to "<QUEUE>.<host>";
     the worker on that host's queue runs them, a shared worker does not."""
