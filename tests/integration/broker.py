@@ -19,15 +19,20 @@ class Broker:
         self.client = client
         self.deployment = deployment
 
+    @staticmethod
+    def sent() -> None:
+        """Wait until this process's publisher thread sent what it was
+        handed (``PUBLISH = "background"``)."""
+        from storage_hooks.runners.celery import publisher
+
+        assert publisher.drain(30), "the publisher thread did not send its messages in 30 s"
+
     def queue_key(self, queue: str) -> str:
         return self.deployment.broker_prefix + queue
 
     def raw_messages(self, queue: str) -> list[bytes]:
-        """The messages waiting in ``queue``, oldest first, as stored, once
-        this process's publisher thread sent what it was handed."""
-        from storage_hooks.runners.celery import publisher
-
-        assert publisher.drain(30), "the publisher thread did not send its messages in 30 s"
+        """The messages waiting in ``queue``, oldest first, as stored."""
+        self.sent()
         return list(reversed(self.client.lrange(self.queue_key(queue), 0, -1)))
 
     def messages(self, queue: str) -> list[dict[str, Any]]:
@@ -44,6 +49,7 @@ class Broker:
 
     def drop_queue(self, queue: str) -> int:
         """Delete every waiting message of ``queue`` (a lost message)."""
+        self.sent()
         return int(self.client.delete(self.queue_key(queue)))
 
     def events(self, event: str | None = None, **match: Any) -> list[dict[str, Any]]:
