@@ -9,6 +9,7 @@ they schedule it and its retries.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -186,6 +187,11 @@ def describe(storage: QueuedStorage, exc: BaseException) -> str:
 # -- copying -----------------------------------------------------------------
 
 
+#: Reads of at least this many bytes (a multipart part, read whole) are
+#: hashed for the ETag in a thread of their own.
+HASH_APART_FROM = 1 << 20
+
+
 class _Sent(HashingFile):
     """The local copy as the remote reads it: hashed (SHA-256, and the MD5s
     S3 puts in its ETag) as it goes."""
@@ -195,9 +201,20 @@ class _Sent(HashingFile):
         self.parts = parts
 
     def _fresh(self, data: bytes) -> None:
-        super()._fresh(data)
-        if self.parts is not None:
+        if self.parts is None:
+            super()._fresh(data)
+        elif len(data) < HASH_APART_FROM:
+            super()._fresh(data)
             self.parts.update(data)
+        else:
+            # hashlib lets go of the GIL for long inputs: the MD5s of a
+            # part and its SHA-256 are computed at once, on two cores.
+            md5s = threading.Thread(target=self.parts.update, args=(data,))
+            md5s.start()
+            try:
+                super()._fresh(data)
+            finally:
+                md5s.join()
 
 
 def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
