@@ -44,6 +44,24 @@ SAFE: dict[str, Any] = {
 }
 
 
+def _send_again(task: Any, what: str, exc: BaseException | None, **options: Any) -> BaseException:
+    """The retry of a message whose files could not reach the ledger
+    (nothing was recorded, so it is not an attempt): the same back-off as a
+    failed attempt, at most ``RETRIES`` times. ``options`` go to
+    ``task.retry`` (``args`` to send fewer files than the message had)."""
+    retries = int(task.request.retries or 0)
+    logger.warning(
+        "The ledger could not be reached while transferring %s%s; trying again later (%s of %s).",
+        what,
+        f" ({exc})" if exc is not None else "",
+        retries + 1,
+        conf.RETRIES,
+    )
+    return task.retry(
+        exc=exc, countdown=retry_delay(retries + 1), max_retries=int(conf.RETRIES), **options
+    )
+
+
 @shared_task(name="storage_hooks.transfer", **SAFE)
 def transfer(self: Any, key: str, name: str) -> str:
     """Make one attempt at transferring ``name`` of the storage ``key``.
@@ -54,18 +72,7 @@ def transfer(self: Any, key: str, name: str) -> str:
     try:
         outcome = run_transfer(key, name)
     except DatabaseError as exc:
-        retries = int(self.request.retries or 0)
-        logger.warning(
-            "The ledger could not be reached while transferring %r (%s); trying again "
-            "later (%s of %s).",
-            name,
-            exc,
-            retries + 1,
-            conf.RETRIES,
-        )
-        raise self.retry(
-            exc=exc, countdown=retry_delay(retries + 1), max_retries=int(conf.RETRIES)
-        ) from exc
+        raise _send_again(self, repr(name), exc) from exc
     schedule_retry(key, name, outcome)
     return outcome.kind
 
@@ -88,20 +95,8 @@ def transfer_batch(self: Any, key: str, names: list[str]) -> dict[str, int]:
     if result.error is not None:
         logger.error("A transfer of the batch broke off:", exc_info=result.error)
     if result.unreachable:
-        retries = int(self.request.retries or 0)
-        logger.warning(
-            "The ledger could not be reached while transferring %s files (%r, ...); trying "
-            "again later (%s of %s).",
-            len(result.unreachable),
-            result.unreachable[0],
-            retries + 1,
-            conf.RETRIES,
-        )
-        raise self.retry(
-            args=(key, result.unreachable),
-            countdown=retry_delay(retries + 1),
-            max_retries=int(conf.RETRIES),
-        )
+        what = f"{len(result.unreachable)} files ({result.unreachable[0]!r}, ...)"
+        raise _send_again(self, what, None, args=(key, result.unreachable))
     if result.error is not None:
         raise result.error  # a bug, not a transfer failure: the task fails visibly
     return dict(Counter(outcome.kind for _, outcome in result.outcomes))
