@@ -9,6 +9,7 @@ they schedule it and its retries.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -187,34 +188,62 @@ def describe(storage: QueuedStorage, exc: BaseException) -> str:
 # -- copying -----------------------------------------------------------------
 
 
-#: Reads of at least this many bytes (a multipart part, read whole) are
-#: hashed for the ETag in a thread of their own.
+#: From the first read of at least this many bytes (a multipart part, read
+#: whole) the bytes are hashed by a thread of their own, behind the upload.
 HASH_APART_FROM = 1 << 20
+#: How many reads that thread may be behind (memory: parts it still holds).
+HASH_BEHIND = 2
 
 
 class _Sent(HashingFile):
     """The local copy as the remote reads it: hashed (SHA-256, and the MD5s
-    S3 puts in its ETag) as it goes."""
+    S3 puts in its ETag) as it goes.
+
+    A big file is hashed behind the upload, not in its way: its reads are
+    handed to a hashing thread (hashlib lets go of the GIL) while they are
+    sent, at most ``HASH_BEHIND`` reads behind. The digests are complete
+    when :meth:`hexdigest` returns, which is before the copy is proven."""
 
     def __init__(self, file: Any, name: str, parts: s3.PartHasher | None) -> None:
         super().__init__(file, name)
         self.parts = parts
+        self._behind: queue.Queue[bytes | None] | None = None
+        self._hasher: threading.Thread | None = None
 
     def _fresh(self, data: bytes) -> None:
-        if self.parts is None:
-            super()._fresh(data)
-        elif len(data) < HASH_APART_FROM:
-            super()._fresh(data)
+        if self._behind is None and len(data) < HASH_APART_FROM:
+            self._hash(data)
+            return
+        if self._behind is None:
+            self._behind = queue.Queue(maxsize=HASH_BEHIND)
+            self._hasher = threading.Thread(target=self._hash_behind, daemon=True)
+            self._hasher.start()
+        self._behind.put(data)
+
+    def _hash(self, data: bytes) -> None:
+        super()._fresh(data)
+        if self.parts is not None:
             self.parts.update(data)
-        else:
-            # hashlib lets go of the GIL for long inputs: the MD5s of a
-            # part and its SHA-256 are computed at once, on two cores.
-            md5s = threading.Thread(target=self.parts.update, args=(data,))
-            md5s.start()
-            try:
-                super()._fresh(data)
-            finally:
-                md5s.join()
+
+    def _hash_behind(self) -> None:
+        assert self._behind is not None
+        while (data := self._behind.get()) is not None:
+            self._hash(data)
+
+    def _caught_up(self) -> None:
+        """Wait until every byte read so far is hashed."""
+        if self._behind is not None and self._hasher is not None:
+            self._behind.put(None)
+            self._hasher.join()
+            self._hasher = None
+
+    def hexdigest(self) -> str | None:
+        self._caught_up()
+        return super().hexdigest()
+
+    def close(self) -> None:
+        self._caught_up()
+        super().close()
 
 
 def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:

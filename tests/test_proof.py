@@ -296,13 +296,12 @@ def test_an_s3_copy_is_proven_by_the_etag_the_server_answered(
     assert "GetObject" not in sent
 
 
-def test_a_multipart_copy_is_proven_by_its_etag_hashed_beside_the_sha256(
+def test_a_multipart_copy_is_proven_by_its_etag_hashed_behind_the_upload(
     local_dir: Path, s3_endpoint: str, s3_bucket: str, settings: Any
 ) -> None:
-    """Parts read whole are hashed for the ETag in a thread beside the
-    SHA-256: the ETag of three 5 MiB parts still matches the server's,
-    without a read-back, and a damaged part would not (the comparison is
-    the one the single-request test states)."""
+    """Parts read whole are hashed (SHA-256 and the ETag's MD5s) by a
+    thread behind the upload: the ETag of three 5 MiB parts still matches
+    the server's, without a read-back."""
     from boto3.s3.transfer import TransferConfig
 
     settings.STORAGE_HOOKS = {"RUNNER": "immediate"}

@@ -472,3 +472,29 @@ def test_a_late_attempt_never_deletes_the_newer_file_of_its_name(
     with storage.open(name) as fh:
         assert fh.read() == b"NEWER"
     assert not (local_dir / name).exists()  # DeleteLocal did its job: the remote copy is all
+
+
+def test_big_reads_are_hashed_behind_and_caught_up_before_the_digest(tmp_path: Path) -> None:
+    """Reads of a megabyte and more are hashed by a thread behind the
+    reader; small reads after them queue behind them (order kept); the
+    digest waits for it, and closing an upload that broke off midway ends
+    the thread."""
+    import io
+
+    from storage_hooks import transfer
+
+    data = os.urandom(3 * 2**20 + 5)
+    sent = transfer._Sent(io.BytesIO(data), "big.bin", None)
+    got = sent.read(2**20) + sent.read(2**20) + sent.read(10) + sent.read()
+    assert got == data
+    assert sent._hasher is not None
+    assert sent._hasher.is_alive()  # hashing behind the reads
+    assert sent.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert sent.bytes_read == len(data)
+
+    broken = transfer._Sent(io.BytesIO(data), "broken.bin", None)
+    broken.read(2**20)
+    hasher = broken._hasher
+    assert hasher is not None
+    broken.close()  # the upload failed: no digest asked for
+    assert not hasher.is_alive()
