@@ -2,9 +2,11 @@
 
 It reads as its steps (:func:`run_transfer`): claim the file, run the
 storage's preprocessors, send ``transfer_started``, write the copy with its
-proof, record it, send ``transferred``. Every runner calls
-:func:`run_transfer` and acts on its outcome; the runners differ only in how
-they schedule it and its retries.
+proof (:func:`attempt`), record it, send ``transferred`` (:func:`settle`).
+Every runner calls :func:`run_transfer` and acts on its outcome; the runners
+differ only in how they schedule it and its retries. A batch
+(:mod:`storage_hooks.batching`) makes the same steps, claiming and recording
+many files per statement.
 """
 
 from __future__ import annotations
@@ -62,6 +64,16 @@ class Copy:
     identity: str
 
 
+@dataclass
+class Proven:
+    """An attempt whose copy is written and proven, not recorded yet."""
+
+    row: StoredFile
+    copy: Copy
+    #: Seconds the copy took (not the preprocessing).
+    duration: float
+
+
 def run_transfer(key: str, name: str) -> Outcome:
     """Make one attempt at transferring ``name`` of the storage ``key``."""
     storage = get_storage(key)
@@ -71,27 +83,45 @@ def run_transfer(key: str, name: str) -> Outcome:
     row = ledger.claim(key, name)
     if row is None:
         return Outcome("skipped")
-    copy: Copy | None = None
+    proven = attempt(storage, row)
+    if isinstance(proven, Outcome):
+        return proven
+    return settle(storage, proven, recorded=ledger.mark_remote(row, proven.copy.identity))
+
+
+def attempt(storage: QueuedStorage, row: StoredFile) -> Proven | Outcome:
+    """The attempt at a claimed ``row`` up to its record: preprocess, send
+    ``transfer_started``, write and prove the copy. A failure is recorded
+    (its outcome returned); a proven copy is returned for the caller to
+    record (:func:`~storage_hooks.ledger.mark_remote`, or with others) and
+    :func:`settle`."""
     try:
         preprocess(storage, row)
-        signals.send(signals.transfer_started, storage, name=name, attempt=row.attempts)
+        signals.send(signals.transfer_started, storage, name=row.name, attempt=row.attempts)
         if not ledger.refresh(row):  # a receiver may have replaced the local copy
-            raise FileDeleted(f"{name!r} was deleted or taken by another attempt meanwhile.")
+            raise FileDeleted(f"{row.name!r} was deleted or taken by another attempt meanwhile.")
         started = time.monotonic()  # the copy's duration, not the preprocessing's
         copy = copy_to_remote(storage, row)
     except Exception as exc:
         return _failed(storage, row, exc)
-    duration = time.monotonic() - started
-    if not ledger.mark_remote(row, copy.identity):
+    return Proven(row, copy, time.monotonic() - started)
+
+
+def settle(storage: QueuedStorage, proven: Proven, *, recorded: bool) -> Outcome:
+    """After the record of a proven copy: ``transferred`` if it was
+    recorded; else the attempt lost its row meanwhile, and its copy is
+    removed if nothing else may own it (:func:`clean_up`)."""
+    row, copy = proven.row, proven.copy
+    if not recorded:
         clean_up(storage, row, copy.identity)
         return Outcome("skipped", row.attempts, row.host)
     signals.send(
         signals.transferred,
         storage,
-        name=name,
+        name=row.name,
         size=row.size,
         checksum=row.checksum,
-        duration=duration,
+        duration=proven.duration,
         proof=copy.proof,
     )
     return Outcome("done", row.attempts, row.host)
