@@ -96,9 +96,13 @@ def attempt(storage: QueuedStorage, row: StoredFile) -> Proven | Outcome:
     record (:func:`~storage_hooks.ledger.mark_remote`, or with others) and
     :func:`settle`."""
     try:
-        preprocess(storage, row)
+        preprocessed = preprocess(storage, row)
         signals.send(signals.transfer_started, storage, name=row.name, attempt=row.attempts)
-        if not ledger.refresh(row):  # a receiver may have replaced the local copy
+        # A receiver may have replaced the local copy, and a long preprocessing
+        # may have outlived the row: read it again. With neither, the row is
+        # as claimed (a change by another process is caught by the record).
+        touched = preprocessed or signals.transfer_started.has_receivers_for(storage)
+        if touched and not ledger.refresh(row):
             raise FileDeleted(f"{row.name!r} was deleted or taken by another attempt meanwhile.")
         started = time.monotonic()  # the copy's duration, not the preprocessing's
         copy = copy_to_remote(storage, row)
@@ -130,14 +134,14 @@ def settle(storage: QueuedStorage, proven: Proven, *, recorded: bool) -> Outcome
 # -- preprocessing -----------------------------------------------------------
 
 
-def preprocess(storage: QueuedStorage, row: StoredFile) -> None:
+def preprocess(storage: QueuedStorage, row: StoredFile) -> bool:
     """Run the storage's preprocessors on the local copy, in the order of
     its hooks, each on what the one before returned; then replace the local
     copy with the result and record its size and SHA-256. Once per file: a
-    retry after the chain succeeded does not run it again."""
+    retry after the chain succeeded does not run it again. Whether any ran."""
     chain = [hook for hook in storage.hooks if isinstance(hook, Preprocess)]
     if not chain or row.preprocessed:
-        return
+        return False
     current: File | None = None
     try:
         for hook in chain:
@@ -162,6 +166,7 @@ def preprocess(storage: QueuedStorage, row: StoredFile) -> None:
         if current is not None:
             current.close()
     ledger.mark_preprocessed(row)
+    return True
 
 
 def _as_file(result: Any, name: str) -> File:
