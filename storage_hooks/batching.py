@@ -16,26 +16,32 @@ savepoint ride along with the rest of their transaction, and their messages
 find no QUEUED row and are skipped, as a duplicate delivery is.
 
 **Running.** :func:`run_batch` makes one attempt at each file of a message,
-``BATCH_THREADS`` at a time, through :func:`~storage_hooks.transfer.run_transfer`:
-every file is claimed, preprocessed, signalled, proven and recorded on its
-own, exactly as when it comes alone; only the message is shared.
+``BATCH_THREADS`` at a time, with the steps of
+:func:`~storage_hooks.transfer.run_transfer`: every file is preprocessed,
+signalled, proven, retried and cleaned up on its own, exactly as when it
+comes alone. What is shared are the statements: the files are claimed
+several at a time with one statement, and the copies proven meanwhile are
+recorded with one (:class:`_Batch`), each row still only by the attempt
+that claimed it.
 """
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections, transaction
 
 from . import ledger
 from .conf import conf
-from .transfer import Outcome, run_transfer
+from .registry import get_storage
+from .transfer import Outcome, Proven, attempt, settle
 
 if TYPE_CHECKING:
+    from .models import StoredFile
     from .storage import QueuedStorage
 
 #: Per database alias: the names waiting for its commit, per storage and host.
@@ -107,36 +113,117 @@ def run_batch(key: str, names: list[str], threads: int | None = None) -> BatchRe
     """One attempt at each of ``names`` of the storage ``key``, ``threads``
     (default ``BATCH_THREADS``) at a time."""
     result = BatchResult()
-    work: queue.SimpleQueue[str] = queue.SimpleQueue()
-    for name in dict.fromkeys(names):
-        work.put(name)
+    names = list(dict.fromkeys(names))
     count = max(1, min(int(threads or conf.BATCH_THREADS), len(names)))
-
-    def attempt_each() -> None:
-        while True:
-            try:
-                name = work.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                result.outcomes.append((name, run_transfer(key, name)))
-            except DatabaseError:
-                result.unreachable.append(name)
-            except Exception as exc:
-                result.error = result.error or exc
+    try:
+        storage = get_storage(key)
+        # Before any claim, as in run_transfer: a hook that cannot be built
+        # must not leave the files TRANSFERRING.
+        storage.connect_hooks()
+    except Exception as exc:
+        result.error = exc
+        return result
+    batch = _Batch(storage, names, count, result)
+    if count == 1:
+        batch.work()
+        return result
 
     def in_own_thread() -> None:
         try:
-            attempt_each()
+            batch.work()
         finally:
             connections.close_all()  # this thread's; the worker's own stay open
 
-    if count == 1:
-        attempt_each()
-        return result
     started = [threading.Thread(target=in_own_thread, daemon=True) for _ in range(count)]
     for thread in started:
         thread.start()
     for thread in started:
         thread.join()
     return result
+
+
+class _Batch:
+    """The files of one message, attempted by up to ``size`` threads.
+
+    Claims: the thread that finds no claimed file left claims the next
+    ``size`` names in one statement (:func:`~storage_hooks.ledger.claim_many`);
+    claiming no further ahead keeps a worker lost midway from leaving more
+    files TRANSFERRING (until ``STUCK_AFTER``) than it was working on.
+
+    Records (group commit): a thread whose copy is proven records it at once
+    unless another thread is recording; then it leaves the copy to that
+    thread, which records every copy proven meanwhile in one statement
+    (:func:`~storage_hooks.ledger.mark_remote_many`) before it goes on. A
+    lone copy waits for nothing; under load the records group themselves.
+    Each file is then settled on its own (``transferred``, or the clean-up of
+    a copy whose row was lost); failures are recorded per file."""
+
+    def __init__(
+        self, storage: QueuedStorage, names: list[str], size: int, result: BatchResult
+    ) -> None:
+        self.storage, self.names, self.size, self.result = storage, names, size, result
+        self.claimed: collections.deque[StoredFile] = collections.deque()
+        self.claiming = threading.Lock()
+        self.proven: list[Proven] = []
+        self.recording = False
+        self.handing = threading.Lock()
+
+    def work(self) -> None:
+        while (row := self._next()) is not None:
+            self._guarded([row.name], self._attempt, row)
+
+    def _next(self) -> StoredFile | None:
+        with self.claiming:
+            while not self.claimed and self.names:
+                chunk, self.names = self.names[: self.size], self.names[self.size :]
+                self._guarded(chunk, self._claim, chunk)
+            return self.claimed.popleft() if self.claimed else None
+
+    def _claim(self, chunk: list[str]) -> None:
+        rows = ledger.claim_many(self.storage.key, chunk)
+        self.claimed.extend(rows)
+        taken = {row.name for row in rows}
+        self.result.outcomes.extend((n, Outcome("skipped")) for n in chunk if n not in taken)
+
+    def _attempt(self, row: StoredFile) -> None:
+        done = attempt(self.storage, row)
+        if isinstance(done, Outcome):
+            self.result.outcomes.append((row.name, done))
+        else:
+            self._hand(done)
+
+    def _hand(self, proven: Proven) -> None:
+        with self.handing:
+            self.proven.append(proven)
+            if self.recording:
+                return  # the recording thread takes it with its next group
+            self.recording = True
+        while group := self._take():
+            self._guarded([p.row.name for p in group], self._record, group)
+
+    def _take(self) -> list[Proven]:
+        """The copies proven since the last record; the recording ends
+        (under the same lock as a hand-over) when there are none."""
+        with self.handing:
+            group, self.proven = self.proven, []
+            self.recording = bool(group)
+            return group
+
+    def _record(self, group: list[Proven]) -> None:
+        recorded = ledger.mark_remote_many((p.row, p.copy.identity) for p in group)
+        for proven in group:
+            self._guarded([proven.row.name], self._settle, proven, proven.row.pk in recorded)
+
+    def _settle(self, proven: Proven, recorded: bool) -> None:
+        outcome = settle(self.storage, proven, recorded=recorded)
+        self.result.outcomes.append((proven.row.name, outcome))
+
+    def _guarded(self, names: list[str], step: Callable[..., None], *args: Any) -> None:
+        """Run one step for ``names``: a ledger out of reach makes them
+        unreachable (nothing recorded), any other error is kept for the end."""
+        try:
+            step(*args)
+        except DatabaseError:
+            self.result.unreachable.extend(names)
+        except Exception as exc:
+            self.result.error = self.result.error or exc

@@ -338,6 +338,90 @@ def claim(key: str, name: str) -> StoredFile | None:
     return row
 
 
+def updates_returning() -> bool:
+    """Whether the ledger's database returns the rows an UPDATE changed
+    (``RETURNING``: PostgreSQL, SQLite 3.35+), so that many files are
+    claimed or recorded in one round trip. MariaDB and Oracle return rows
+    only from other statements."""
+    connection = transaction.get_connection(db_alias())
+    return connection.vendor in ("postgresql", "sqlite") and bool(
+        connection.features.can_return_columns_from_insert
+    )
+
+
+class _Sql:
+    """Quoted names of the ledger's table and columns, and values prepared
+    for its connection, for the statements the ORM cannot write."""
+
+    def __init__(self) -> None:
+        self.meta = model()._meta
+        self.connection = transaction.get_connection(db_alias())
+        quote = self.connection.ops.quote_name
+        self.table, self.pk = quote(self.meta.db_table), quote(self.meta.pk.column)
+        self.columns = {f.name: quote(f.column) for f in self.meta.concrete_fields}
+
+    def __getattr__(self, field: str) -> str:
+        """``q.status``: the quoted column of the field ``status``."""
+        return self.columns[field]
+
+    def now(self) -> Any:
+        return self.meta.get_field("updated_at").get_db_prep_value(timezone.now(), self.connection)
+
+
+def claim_many(key: str, names: Iterable[str]) -> list[StoredFile]:
+    """Take every QUEUED file among ``names`` for one attempt each (in the
+    order given): one statement where the database returns updated rows
+    (:func:`updates_returning`), else one :func:`claim` per name. Exactly one
+    of several concurrent callers gets each row, as with :func:`claim`.
+
+    For the names of one message (the statement has a parameter per name).
+    Where rows can be locked one by one (PostgreSQL) the statement skips
+    those another transaction holds, and they are then claimed one at a
+    time, waiting as :func:`claim` does: a statement waiting for one row
+    while holding others could deadlock with a transaction that locks
+    several of them (a save overwriting files of the batch)."""
+    names = list(dict.fromkeys(names))
+    if not updates_returning():
+        return [row for name in names if (row := claim(key, name)) is not None]
+    claimed = _claim_returning(key, names)
+    if len(claimed) < len(names) and _skips_locked():
+        taken = {row.name for row in claimed}
+        held = rows(key).filter(
+            name__in=[name for name in names if name not in taken], status=Status.QUEUED
+        )
+        claimed += [
+            row for name in held.values_list("name", flat=True) if (row := claim(key, name))
+        ]
+    order = {name: index for index, name in enumerate(names)}
+    return sorted(claimed, key=lambda row: order[row.name])
+
+
+def _skips_locked() -> bool:
+    connection = transaction.get_connection(db_alias())
+    return bool(connection.features.has_select_for_update_skip_locked)
+
+
+def _claim_returning(key: str, names: list[str]) -> list[StoredFile]:
+    """``UPDATE ... RETURNING`` the QUEUED rows among ``names``, now
+    TRANSFERRING with one more attempt; the cache learns them at once."""
+    if not names:
+        return []
+    q = _Sql()
+    listed = ", ".join(["%s"] * len(names))
+    where = f"{q.storage_key} = %s AND {q.status} = %s AND {q.name} IN ({listed})"
+    if _skips_locked():
+        where = f"{q.pk} IN (SELECT {q.pk} FROM {q.table} WHERE {where} FOR UPDATE SKIP LOCKED)"
+    columns = ", ".join(q.columns.values())
+    sql = (
+        f"UPDATE {q.table} SET {q.status} = %s, {q.attempts} = {q.attempts} + 1, "
+        f"{q.updated_at} = %s WHERE {where} RETURNING {columns}"
+    )
+    params = [Status.TRANSFERRING.value, q.now(), key, Status.QUEUED.value, *names]
+    claimed = list(objects().raw(sql, params))
+    statecache.publish_many_now((key, row.name, Status.TRANSFERRING) for row in claimed)
+    return claimed
+
+
 def _attempt(row: StoredFile) -> Any:
     """The row, if it is still the attempt that was claimed."""
     return rows(row.storage_key).filter(
@@ -402,6 +486,42 @@ def mark_remote(row: StoredFile, etag: str = "") -> bool:
         remote_etag=etag[:255],
         transferred_at=timezone.now(),
     )
+
+
+def mark_remote_many(proven: Iterable[tuple[StoredFile, str]]) -> set[int]:
+    """:func:`mark_remote` for many proven copies ``(row, etag)``: one
+    statement where the database returns updated rows, each row changed
+    only if it is still the attempt that was claimed (``pk``, status
+    TRANSFERRING, ``attempts``), and one cache write. Returns the ``pk`` of
+    the rows recorded; the others were deleted or claimed again meanwhile."""
+    proven = list(proven)
+    if not updates_returning():
+        return {row.pk for row, etag in proven if mark_remote(row, etag)}
+    if not proven:
+        return set()
+    q = _Sql()
+    now = q.now()
+    cases = " ".join(["WHEN %s THEN %s"] * len(proven))
+    attempt = f"({q.pk} = %s AND {q.storage_key} = %s AND {q.attempts} = %s)"
+    sql = (
+        f"UPDATE {q.table} SET {q.status} = %s, {q.last_error} = %s, {q.failure} = %s, "
+        f"{q.transferred_at} = %s, {q.updated_at} = %s, "
+        f"{q.remote_etag} = CASE {q.pk} {cases} ELSE {q.remote_etag} END "
+        f"WHERE {q.status} = %s AND ({' OR '.join([attempt] * len(proven))}) RETURNING {q.pk}"
+    )
+    params: list[Any] = [Status.REMOTE.value, "", "", now, now]
+    for row, etag in proven:
+        params += [row.pk, etag[:255]]
+    params.append(Status.TRANSFERRING.value)
+    for row, _ in proven:
+        params += [row.pk, row.storage_key, row.attempts]
+    with q.connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        recorded = {pk for (pk,) in cursor.fetchall()}
+    statecache.publish_many_now(
+        (row.storage_key, row.name, Status.REMOTE) for row, _ in proven if row.pk in recorded
+    )
+    return recorded
 
 
 def mark_failed(row: StoredFile, error: str, *, final: bool, kind: str = "error") -> bool:

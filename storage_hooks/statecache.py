@@ -201,15 +201,23 @@ def publish_many_on_commit(
 
     def publish() -> None:
         changed = _changed(using)
-        by_timeout: dict[int | None, dict[str, str]] = {}
-        for key, name, value in items:
+        for key, name, _ in items:
             changed.discard((key, name))
-            memorize(key, name, value)
-            by_timeout.setdefault(timeout(value), {})[cache_key(key, name)] = value
-        for seconds, values in by_timeout.items():
-            _set_many(values, seconds)
+        publish_many_now(items)
 
     transaction.on_commit(publish, using=using)
+
+
+def publish_many_now(key_name_status_items: Iterable[tuple[str, str, str | None]]) -> None:
+    """:func:`publish_now` for many names: one ``set_many`` per timeout
+    (one round trip for the files of a batch claimed or recorded at once)."""
+    by_timeout: dict[int | None, dict[str, str]] = {}
+    for key, name, status in key_name_status_items:
+        value = status or UNKNOWN
+        memorize(key, name, value)
+        by_timeout.setdefault(timeout(value), {})[cache_key(key, name)] = value
+    for seconds, values in by_timeout.items():
+        _set_many(values, seconds)
 
 
 def _set_many(values: dict[str, str], seconds: int | None) -> None:

@@ -2,9 +2,11 @@
 
 It reads as its steps (:func:`run_transfer`): claim the file, run the
 storage's preprocessors, send ``transfer_started``, write the copy with its
-proof, record it, send ``transferred``. Every runner calls
-:func:`run_transfer` and acts on its outcome; the runners differ only in how
-they schedule it and its retries.
+proof (:func:`attempt`), record it, send ``transferred`` (:func:`settle`).
+Every runner calls :func:`run_transfer` and acts on its outcome; the runners
+differ only in how they schedule it and its retries. A batch
+(:mod:`storage_hooks.batching`) makes the same steps, claiming and recording
+many files per statement.
 """
 
 from __future__ import annotations
@@ -64,6 +66,16 @@ class Copy:
     identity: str
 
 
+@dataclass
+class Proven:
+    """An attempt whose copy is written and proven, not recorded yet."""
+
+    row: StoredFile
+    copy: Copy
+    #: Seconds the copy took (not the preprocessing).
+    duration: float
+
+
 def run_transfer(key: str, name: str) -> Outcome:
     """Make one attempt at transferring ``name`` of the storage ``key``."""
     storage = get_storage(key)
@@ -73,27 +85,49 @@ def run_transfer(key: str, name: str) -> Outcome:
     row = ledger.claim(key, name)
     if row is None:
         return Outcome("skipped")
-    copy: Copy | None = None
+    proven = attempt(storage, row)
+    if isinstance(proven, Outcome):
+        return proven
+    return settle(storage, proven, recorded=ledger.mark_remote(row, proven.copy.identity))
+
+
+def attempt(storage: QueuedStorage, row: StoredFile) -> Proven | Outcome:
+    """The attempt at a claimed ``row`` up to its record: preprocess, send
+    ``transfer_started``, write and prove the copy. A failure is recorded
+    (its outcome returned); a proven copy is returned for the caller to
+    record (:func:`~storage_hooks.ledger.mark_remote`, or with others) and
+    :func:`settle`."""
     try:
-        preprocess(storage, row)
-        signals.send(signals.transfer_started, storage, name=name, attempt=row.attempts)
-        if not ledger.refresh(row):  # a receiver may have replaced the local copy
-            raise FileDeleted(f"{name!r} was deleted or taken by another attempt meanwhile.")
+        preprocessed = preprocess(storage, row)
+        signals.send(signals.transfer_started, storage, name=row.name, attempt=row.attempts)
+        # A receiver may have replaced the local copy, and a long preprocessing
+        # may have outlived the row: read it again. With neither, the row is
+        # as claimed (a change by another process is caught by the record).
+        touched = preprocessed or signals.transfer_started.has_receivers_for(storage)
+        if touched and not ledger.refresh(row):
+            raise FileDeleted(f"{row.name!r} was deleted or taken by another attempt meanwhile.")
         started = time.monotonic()  # the copy's duration, not the preprocessing's
         copy = copy_to_remote(storage, row)
     except Exception as exc:
         return _failed(storage, row, exc)
-    duration = time.monotonic() - started
-    if not ledger.mark_remote(row, copy.identity):
+    return Proven(row, copy, time.monotonic() - started)
+
+
+def settle(storage: QueuedStorage, proven: Proven, *, recorded: bool) -> Outcome:
+    """After the record of a proven copy: ``transferred`` if it was
+    recorded; else the attempt lost its row meanwhile, and its copy is
+    removed if nothing else may own it (:func:`clean_up`)."""
+    row, copy = proven.row, proven.copy
+    if not recorded:
         clean_up(storage, row, copy.identity)
         return Outcome("skipped", row.attempts, row.host)
     signals.send(
         signals.transferred,
         storage,
-        name=name,
+        name=row.name,
         size=row.size,
         checksum=row.checksum,
-        duration=duration,
+        duration=proven.duration,
         proof=copy.proof,
     )
     return Outcome("done", row.attempts, row.host)
@@ -102,14 +136,14 @@ def run_transfer(key: str, name: str) -> Outcome:
 # -- preprocessing -----------------------------------------------------------
 
 
-def preprocess(storage: QueuedStorage, row: StoredFile) -> None:
+def preprocess(storage: QueuedStorage, row: StoredFile) -> bool:
     """Run the storage's preprocessors on the local copy, in the order of
     its hooks, each on what the one before returned; then replace the local
     copy with the result and record its size and SHA-256. Once per file: a
-    retry after the chain succeeded does not run it again."""
+    retry after the chain succeeded does not run it again. Whether any ran."""
     chain = [hook for hook in storage.hooks if isinstance(hook, Preprocess)]
     if not chain or row.preprocessed:
-        return
+        return False
     current: File | None = None
     try:
         for hook in chain:
@@ -134,6 +168,7 @@ def preprocess(storage: QueuedStorage, row: StoredFile) -> None:
         if current is not None:
             current.close()
     ledger.mark_preprocessed(row)
+    return True
 
 
 def _as_file(result: Any, name: str) -> File:

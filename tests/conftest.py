@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,50 @@ def pair(request: pytest.FixtureRequest, local_dir: Path, remote_dir: Path) -> Q
 
 
 @pytest.fixture(scope="module")
+def ops_pg(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
+    """A PostgreSQL database of the module using it, reached as the alias
+    ``ops_pg`` (give the ledger ``DATABASE: "ops_pg"`` to use it); its DSN for
+    a second connection. Added after the test databases are set up, so that
+    pytest-django leaves it alone (as ``other_database``)."""
+    services.require("PostgreSQL", services.POSTGRES)
+    import psycopg
+
+    name = f"test_storage_hooks_ops_{os.getpid()}"
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    config = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "HOST": "127.0.0.1",
+        "PORT": 5432,
+        "USER": "postgres",
+        # A lock we fail to skip makes the test fail, not hang.
+        "OPTIONS": {"options": "-c lock_timeout=5000"},
+    }
+    connections.settings["ops_pg"] = connections.configure_settings(
+        {"default": {}, "ops_pg": config}
+    )["ops_pg"]
+    try:
+        with django_db_blocker.unblock():
+            call_command("migrate", database="ops_pg", verbosity=0)
+        assert connections["ops_pg"].settings_dict["NAME"] == name
+        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
+    finally:
+        if hasattr(connections._connections, "ops_pg"):
+            connections["ops_pg"].close()
+            del connections["ops_pg"]
+        del connections.settings["ops_pg"]
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
 def other_database(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
     """A second SQLite database (in memory), reached as the alias ``other``.
-    Added after the test databases are set up, and only for this module (as
-    ``ops_pg`` in tests/test_commands.py): every other test keeps seeing one
+    Added after the test databases are set up, and only for the module using
+    it (as ``ops_pg``): every other test keeps seeing one
     database, and the system checks do not reach a second one. A test that
     uses it names both: ``django_db(databases=["default", "other"])``."""
     config = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}

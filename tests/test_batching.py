@@ -8,22 +8,29 @@ database for each writer)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from django.core.checks import run_checks
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.db import OperationalError, transaction
+from django.db.backends.utils import CursorWrapper
 
-from storage_hooks import Status, batching
+from storage_hooks import Status, batching, ledger, signals
 from storage_hooks.conf import hostname
+from storage_hooks.hooks import DeleteLocal
+from storage_hooks.models import StoredFile
 from storage_hooks.runners import Runner
 from storage_hooks.storage import QueuedStorage
-from storage_hooks.transfer import Outcome
+from storage_hooks.transfer import Copy, Outcome, Proven
 
-from .conftest import close_thread_connections
+from .conftest import close_thread_connections, unique_key
 from .testapp.storages import recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -229,83 +236,220 @@ def test_each_file_of_a_batch_has_its_own_attempt_signals_and_outcome(
         assert (remote_dir / name).read_bytes() == name.encode() * 100
 
 
-def test_a_file_whose_attempt_cannot_reach_the_ledger_is_handed_back(
+def test_files_whose_claim_cannot_reach_the_ledger_are_handed_back(
     fs_storage: QueuedStorage,
     handed: list[tuple[str, list[str]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The database going away under one attempt (a fault that cannot be
-    had for real here) records nothing for that file: it is handed back for
-    another message, and the others are transferred."""
+    """The database going away under a claim (a fault that cannot be had
+    for real here) records nothing for those files: they are handed back
+    for another message, and the others are transferred."""
     with transaction.atomic():
         names = [save(fs_storage, f"u/{i}.txt") for i in range(3)]
-    real = batching.run_transfer
+    real = ledger.claim_many
 
-    def flaky(key: str, name: str) -> Any:
-        if name == names[1]:
+    def flaky(key: str, chunk: list[str]) -> Any:
+        if names[1] in chunk:
             raise OperationalError("server closed the connection unexpectedly")
-        return real(key, name)
+        return real(key, chunk)
 
-    monkeypatch.setattr(batching, "run_transfer", flaky)
+    monkeypatch.setattr(ledger, "claim_many", flaky)
     result = batching.run_batch(fs_storage.key, names, threads=1)
     assert result.unreachable == [names[1]]
     assert result.error is None
     assert fs_storage.status(names[1]) == Status.QUEUED
     assert {name for name, _ in result.outcomes} == {names[0], names[2]}
+    assert fs_storage.status(names[2]) == Status.REMOTE
+
+
+def test_copies_whose_record_cannot_reach_the_ledger_are_handed_back(
+    fs_storage: QueuedStorage,
+    handed: list[tuple[str, list[str]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Proven but not recorded: no ``transferred``, the row stays claimed
+    (its message's next delivery skips it; ``retry`` re-queues it)."""
+    with transaction.atomic():
+        names = [save(fs_storage, f"r/{i}.txt") for i in range(3)]
+    real = ledger.mark_remote_many
+
+    def flaky(proven: Any) -> set[int]:
+        proven = list(proven)
+        if any(row.name == names[1] for row, _ in proven):
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(proven)
+
+    monkeypatch.setattr(ledger, "mark_remote_many", flaky)
+    with recording(fs_storage, signals.transferred) as events:
+        result = batching.run_batch(fs_storage.key, names, threads=1)
+    assert result.unreachable == [names[1]]
+    assert fs_storage.status(names[1]) == Status.TRANSFERRING
+    assert sorted(kw["name"] for _, kw in events) == [names[0], names[2]]
+    assert dict(result.outcomes) == {
+        names[0]: Outcome("done", 1, hostname()),
+        names[2]: Outcome("done", 1, hostname()),
+    }
+
+
+def test_a_redelivered_batch_skips_the_files_already_done(
+    fs_storage: QueuedStorage, handed: list[tuple[str, list[str]]]
+) -> None:
+    with transaction.atomic():
+        names = [save(fs_storage, f"again/{i}.txt") for i in range(4)]
+    batching.run_batch(fs_storage.key, names, threads=1)
+    with recording(fs_storage) as events:
+        again = batching.run_batch(fs_storage.key, [*names, "unknown.txt"], threads=2)
+    assert events == []
+    assert sorted(again.outcomes) == sorted(
+        (name, Outcome("skipped")) for name in [*names, "unknown.txt"]
+    )
+    assert set(StoredFile.objects.filter(name__in=names).values_list("status", "attempts")) == {
+        (Status.REMOTE, 1)
+    }
+
+
+def test_a_failed_file_of_a_batch_is_recorded_on_its_own(
+    fs_storage: QueuedStorage, handed: list[tuple[str, list[str]]], remote_dir: Path
+) -> None:
+    (remote_dir / "blocked").write_bytes(b"a file where a directory is needed")
+    with transaction.atomic():
+        names = [save(fs_storage, n) for n in ("ok/1.txt", "blocked/2.txt", "ok/3.txt")]
+    with recording(fs_storage, signals.transfer_failed, signals.transferred) as events:
+        result = batching.run_batch(fs_storage.key, names, threads=1)
+    outcomes = dict(result.outcomes)
+    assert outcomes[names[1]] == Outcome("failed", 1, hostname())  # RETRIES: 0
+    assert fs_storage.status(names[1]) == Status.FAILED
+    assert fs_storage.status(names[2]) == Status.REMOTE
+    assert [(event, kw["name"]) for event, kw in events] == [
+        ("transferred", names[0]),
+        ("transfer_failed", names[1]),
+        ("transferred", names[2]),
+    ]
+
+
+def test_a_storage_whose_hooks_cannot_be_built_claims_nothing(
+    local_dir: Path, remote_dir: Path, handed: list[tuple[str, list[str]]]
+) -> None:
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=FileSystemStorage(location=remote_dir),
+        key=unique_key("nohooks"),
+        hooks=["tests.nowhere.Hook"],
+    )
+    ledger.record_saved(storage.key, "a.txt", status=Status.QUEUED, size=1, checksum="0" * 64)
+    result = batching.run_batch(storage.key, ["a.txt"])
+    assert "tests.nowhere.Hook" in str(result.error)
+    assert result.outcomes == []
+    assert storage.status("a.txt") == Status.QUEUED
+
+
+# -- the fan-out and the group commit alone (no database) --------------------
+
+_pks = itertools.count(1)
+
+
+@pytest.fixture
+def claims_anything(monkeypatch: pytest.MonkeyPatch, fs_storage: QueuedStorage) -> str:
+    """claim_many handing out a row per name, and the chunks it was asked
+    for; the key of a registered storage."""
+    chunks: list[list[str]] = []
+
+    def claim_many(key: str, names: list[str]) -> list[StoredFile]:
+        chunks.append(list(names))
+        return [StoredFile(pk=next(_pks), storage_key=key, name=n, attempts=1) for n in names]
+
+    monkeypatch.setattr(ledger, "claim_many", claim_many)
+    monkeypatch.setattr(batching, "claimed_chunks", chunks, raising=False)
+    return fs_storage.key
 
 
 def test_a_batch_runs_its_files_that_many_at_once_each_once(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, claims_anything: str
 ) -> None:
-    """The fan-out alone (each file's transfer is tested above and, on
-    PostgreSQL with real threads, in tests/integration/test_races.py): three
-    threads for three files, each file once, a duplicate name ignored."""
+    """Three threads for three files, each file once, a duplicate name
+    ignored; claimed three at a time."""
     together = threading.Barrier(3, timeout=10)  # breaks unless 3 run at once
     ran: list[tuple[str, int]] = []
 
-    def transfer(key: str, name: str) -> Outcome:
-        together.wait()
-        ran.append((name, threading.get_ident()))
+    def attempt(storage: QueuedStorage, row: StoredFile) -> Outcome:
+        if row.name != "d":
+            together.wait()
+        ran.append((row.name, threading.get_ident()))
         return Outcome("done")
 
-    monkeypatch.setattr(batching, "run_transfer", transfer)
-    result = batching.run_batch("k", ["a", "b", "c", "a"], threads=3)
-    assert sorted(name for name, _ in result.outcomes) == ["a", "b", "c"]
-    assert len({thread for _, thread in ran}) == 3
+    monkeypatch.setattr(batching, "attempt", attempt)
+    result = batching.run_batch(claims_anything, ["a", "b", "c", "a", "d"], threads=3)
+    assert sorted(name for name, _ in result.outcomes) == ["a", "b", "c", "d"]
+    assert len({thread for name, thread in ran if name != "d"}) == 3
     assert result.error is None
+    assert batching.claimed_chunks == [["a", "b", "c"], ["d"]]  # type: ignore[attr-defined]
 
 
 def test_a_batch_of_one_thread_runs_in_the_workers_own_thread(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, claims_anything: str
 ) -> None:
     """So the worker's own database connection is used, and kept."""
     ran: list[int] = []
 
-    def transfer(key: str, name: str) -> Outcome:
+    def attempt(storage: QueuedStorage, row: StoredFile) -> Outcome:
         ran.append(threading.get_ident())
         return Outcome("done")
 
-    monkeypatch.setattr(batching, "run_transfer", transfer)
-    batching.run_batch("k", ["a", "b"], threads=1)
-    batching.run_batch("k", ["c"], threads=4)
+    monkeypatch.setattr(batching, "attempt", attempt)
+    batching.run_batch(claims_anything, ["a", "b"], threads=1)
+    batching.run_batch(claims_anything, ["c"], threads=4)
     assert ran == [threading.get_ident()] * 3
 
 
 def test_an_unexpected_error_does_not_stop_the_rest_of_the_batch(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, claims_anything: str
 ) -> None:
     broken = ValueError("a bug in a receiver")
 
-    def transfer(key: str, name: str) -> Outcome:
-        if name == "b":
+    def attempt(storage: QueuedStorage, row: StoredFile) -> Outcome:
+        if row.name == "b":
             raise broken
         return Outcome("done")
 
-    monkeypatch.setattr(batching, "run_transfer", transfer)
+    monkeypatch.setattr(batching, "attempt", attempt)
     for threads in (1, 2):
-        result = batching.run_batch("k", ["a", "b", "c"], threads=threads)
+        result = batching.run_batch(claims_anything, ["a", "b", "c"], threads=threads)
         assert sorted(name for name, _ in result.outcomes) == ["a", "c"]
         assert result.error is broken
+
+
+def test_a_lone_copy_is_recorded_at_once_and_those_proven_meanwhile_together(
+    monkeypatch: pytest.MonkeyPatch, claims_anything: str
+) -> None:
+    """Group commit: "a" is recorded alone, at once; "b" and "c", proven by
+    the other thread while "a" was being recorded, are recorded together
+    by the recording thread, and that thread goes on only when none is left."""
+    recording_a = threading.Event()
+    copier: list[threading.Thread] = []
+    groups: list[list[str]] = []
+
+    def attempt(storage: QueuedStorage, row: StoredFile) -> Proven:
+        if row.name == "b":
+            copier.append(threading.current_thread())
+            assert recording_a.wait(10)
+        return Proven(row, Copy("test", f"etag-{row.name}"), 0.0)
+
+    def mark_remote_many(proven: Any) -> set[int]:
+        group = [(row.name, etag) for row, etag in proven]
+        groups.append([name for name, _ in group])
+        if groups == [["a"]]:
+            recording_a.set()
+            while not copier or copier[0].is_alive():  # "b" and "c" handed over
+                threading.Event().wait(0.01)
+        assert group == [(name, f"etag-{name}") for name in groups[-1]]
+        return set()
+
+    monkeypatch.setattr(batching, "attempt", attempt)
+    monkeypatch.setattr(ledger, "mark_remote_many", mark_remote_many)
+    monkeypatch.setattr(batching, "settle", lambda storage, proven, recorded: Outcome("done"))
+    result = batching.run_batch(claims_anything, ["a", "b", "c"], threads=2)
+    assert groups == [["a"], ["b", "c"]]
+    assert sorted(name for name, _ in result.outcomes) == ["a", "b", "c"]
 
 
 def test_chunks_cut_a_transactions_names_into_messages() -> None:
@@ -319,3 +463,83 @@ def test_chunks_cut_a_transactions_names_into_messages() -> None:
 def test_a_negative_batch_setting_is_a_check_error(settings: Any, setting: str) -> None:
     settings.STORAGE_HOOKS = {"RUNNER": "immediate", setting: -1}
     assert "storage_hooks.E007" in [m.id for m in run_checks()]
+
+
+# -- on PostgreSQL, eight threads at once --------------------------------------
+
+
+@pytest.fixture
+def pg_ledger(ops_pg: str, settings: Any) -> str:
+    """The ledger on PostgreSQL, where a batch's threads really run at once."""
+    settings.STORAGE_HOOKS = {
+        "RUNNER": f"{__name__}.Collecting",
+        "RETRIES": 0,
+        "DATABASE": "ops_pg",
+    }
+    return "ops_pg"
+
+
+def fs_pair(local_dir: Path, remote_dir: Path, hooks: list[Any]) -> QueuedStorage:
+    return QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=FileSystemStorage(location=remote_dir),
+        key=unique_key("pg"),
+        hooks=hooks,
+    )
+
+
+@contextlib.contextmanager
+def statements(alias: str) -> Iterator[list[str]]:
+    """The SQL every thread sends to the database ``alias`` meanwhile."""
+    sent: list[str] = []
+    real = CursorWrapper._execute_with_wrappers
+
+    def counted(self: CursorWrapper, sql: str, *args: Any, **kwargs: Any) -> Any:
+        if self.db.alias == alias:
+            sent.append(sql)
+        return real(self, sql, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CursorWrapper, "_execute_with_wrappers", counted)
+        yield sent
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_a_batch_claims_eight_files_per_statement_and_records_in_groups(
+    pg_ledger: str, local_dir: Path, remote_dir: Path
+) -> None:
+    """50 files, 8 threads: 7 claims in all (one per 8 files), at most one
+    record per file; per file remain the check that the claim still holds
+    and the mark that a remote write starts. One file at a time, the same
+    took 5 statements per file (250)."""
+    pg_storage = fs_pair(local_dir, remote_dir, hooks=[])
+    with transaction.atomic(using="ops_pg"):
+        names = [save(pg_storage, f"n/{i:02d}.txt") for i in range(50)]
+    with statements("ops_pg") as sent:
+        result = batching.run_batch(pg_storage.key, names, threads=8)
+    assert sorted(n for n, o in result.outcomes if o.kind == "done") == sorted(names)
+    claims = [sql for sql in sent if "SKIP LOCKED" in sql]
+    records = [sql for sql in sent if " CASE " in sql]
+    assert len(claims) == 7
+    assert 1 <= len(records) <= 50
+    assert len(sent) <= 7 + 2 * 50 + len(records)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_each_file_of_a_threaded_batch_has_its_own_signals_and_hooks(
+    pg_ledger: str, local_dir: Path, remote_dir: Path
+) -> None:
+    pg_storage = fs_pair(local_dir, remote_dir, hooks=[DeleteLocal()])
+    with transaction.atomic(using="ops_pg"):
+        names = [save(pg_storage, f"s/{i:02d}.txt") for i in range(30)]
+    with recording(pg_storage) as events:
+        result = batching.run_batch(pg_storage.key, names, threads=8)
+    assert result.error is None
+    assert result.unreachable == []
+    for signal in ("transfer_started", "transferred", "local_deleted"):
+        sent = sorted(kw["name"] for event, kw in events if event == signal)
+        assert sent == sorted(names), signal
+    for name in names:
+        assert pg_storage.status(name) == Status.REMOTE
+        assert (remote_dir / name).read_bytes() == name.encode() * 100
+        assert not (local_dir / name).exists()

@@ -474,47 +474,6 @@ def test_retry_leaves_rejected_files_alone_and_says_so(fs_storage):
     assert "purge --rejected" in result.out
 
 
-@pytest.fixture(scope="module")
-def ops_pg(django_db_setup: Any, django_db_blocker: Any) -> Any:
-    """A PostgreSQL database of this module, reached as the alias ``ops_pg``
-    (give the ledger ``DATABASE: "ops_pg"`` to use it); its DSN for a second
-    connection. Added after the test databases are set up, so that pytest-django
-    leaves it alone."""
-    services.require("PostgreSQL", services.POSTGRES)
-    import psycopg
-    from django.db import connections
-
-    name = f"test_storage_hooks_ops_{os.getpid()}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    config = {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        "HOST": "127.0.0.1",
-        "PORT": 5432,
-        "USER": "postgres",
-        # A lock we fail to skip makes the test fail, not hang.
-        "OPTIONS": {"options": "-c lock_timeout=5000"},
-    }
-    connections.settings["ops_pg"] = connections.configure_settings(
-        {"default": {}, "ops_pg": config}
-    )["ops_pg"]
-    try:
-        with django_db_blocker.unblock():
-            call_command("migrate", database="ops_pg", verbosity=0)
-        assert connections["ops_pg"].settings_dict["NAME"] == name
-        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
-    finally:
-        if hasattr(connections._connections, "ops_pg"):
-            connections["ops_pg"].close()
-            del connections["ops_pg"]
-        del connections.settings["ops_pg"]
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
 def test_retry_skips_rows_another_process_holds(fs_storage, ops_pg):
     import psycopg

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +19,12 @@ from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.db import IntegrityError, transaction
 from django.test import override_settings
 
-from storage_hooks import Status, ledger
+from storage_hooks import Status, ledger, statecache
 from storage_hooks.localfiles import CHUNK_SIZE
 from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
 
-from .conftest import unique_key
+from .conftest import close_thread_connections, unique_key
 from .testapp.storages import CountingFileSystemStorage, counting_copy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -293,3 +296,203 @@ def test_an_insert_conflict_is_not_counted_as_inserted(fs_storage: QueuedStorage
         == first
     )
     assert ledger.status(fs_storage.key, "taken.txt") == Status.LOCAL
+
+
+# -- issue 12: a batch's files claimed and recorded with one statement each ---
+
+
+@pytest.fixture(params=["returning", "one by one"])
+def returning(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways of claiming and recording many rows: one ``UPDATE ...
+    RETURNING`` (PostgreSQL, SQLite), and one statement per row (elsewhere)."""
+    if request.param == "one by one":
+        monkeypatch.setattr(ledger, "updates_returning", lambda: False)
+    return bool(request.param == "returning")
+
+
+def queued(storage: QueuedStorage, *names: str) -> QueuedStorage:
+    """A delayed storage of ``storage``'s directories, with ``names`` saved
+    and queued."""
+    delayed = QueuedStorage(
+        local=storage.local, remote=storage.remote, delayed=True, key=unique_key()
+    )
+    for name in names:
+        delayed.save(name, ContentFile(name.encode()))
+        assert ledger.requeue(delayed.key, name, reset_attempts=False)
+    return delayed
+
+
+def test_claim_many_takes_the_queued_files_among_the_names_once(
+    fs_storage: QueuedStorage, returning: bool, django_assert_num_queries: Any
+) -> None:
+    storage = queued(fs_storage, "a.txt", "b.txt", "c.txt")
+    storage.save("local.txt", ContentFile(b"not queued"))
+    first = ledger.claim(storage.key, "b.txt")
+    assert first is not None
+    assert ledger.mark_failed(first, "boom", final=False)  # queued again, attempt 1 made
+    before = row(storage, "a.txt").updated_at
+
+    names = ["c.txt", "local.txt", "unknown.txt", "b.txt", "a.txt", "c.txt"]
+    claimed = ledger.claim_many(storage.key, names)
+    assert [(r.name, r.status, r.attempts) for r in claimed] == [
+        ("c.txt", Status.TRANSFERRING, 1),
+        ("b.txt", Status.TRANSFERRING, 2),
+        ("a.txt", Status.TRANSFERRING, 1),
+    ]
+    assert all(r.pk == row(storage, r.name).pk for r in claimed)
+    assert [r.checksum for r in claimed] == [row(storage, r.name).checksum for r in claimed]
+    assert row(storage, "a.txt").updated_at > before
+    assert row(storage, "a.txt").created_at < row(storage, "a.txt").updated_at
+    assert row(storage, "local.txt").status == Status.LOCAL
+    assert ledger.claim_many(storage.key, names) == []
+    assert ledger.claim_many(storage.key, []) == []
+    with django_assert_num_queries(0):  # the cache knows
+        assert storage.statuses(["a.txt", "b.txt", "c.txt"]) == dict.fromkeys(
+            ["a.txt", "b.txt", "c.txt"], Status.TRANSFERRING
+        )
+
+
+def test_claim_many_is_one_statement_where_the_database_returns_rows(
+    fs_storage: QueuedStorage, django_assert_num_queries: Any
+) -> None:
+    names = [f"{i}.txt" for i in range(20)]
+    storage = queued(fs_storage, *names)
+    # The same name in another storage: not taken.
+    other = ledger.record_saved(unique_key(), "0.txt", status=Status.QUEUED, checksum="0" * 64)
+    with django_assert_num_queries(1):
+        assert len(ledger.claim_many(storage.key, names)) == 20
+    other.refresh_from_db()
+    assert (other.status, other.attempts) == (Status.QUEUED, 0)
+
+
+def test_mark_remote_many_records_only_the_attempts_still_claimed(
+    fs_storage: QueuedStorage, returning: bool
+) -> None:
+    names = ["a.txt", "b.txt", "c.txt", "d.txt", "e.txt"]
+    storage = queued(fs_storage, *names)
+    retried = ledger.claim(storage.key, "a.txt")
+    assert retried is not None
+    assert ledger.mark_failed(retried, "the first attempt failed", final=False, kind="io")
+    a, b, c, d, e = ledger.claim_many(storage.key, names)
+    moved = queued(fs_storage, "f.txt")
+    (f,) = ledger.claim_many(moved.key, ["f.txt"])
+    ledger.delete(storage.key, "b.txt")  # deleted meanwhile
+    assert ledger.mark_failed(c, "failed", final=False)  # and claimed again
+    assert ledger.claim(storage.key, "c.txt") is not None
+    assert ledger.requeue(storage.key, "d.txt", reset_attempts=False)  # re-queued
+    ledger.rekey(moved.key, unique_key())  # the storage got another key
+
+    long = "x" * 300
+    proven = [(a, "etag-a"), (b, "etag-b"), (c, "etag-c"), (d, "etag-d"), (e, long), (f, "f")]
+    assert ledger.mark_remote_many(proven) == {a.pk, e.pk}
+    done = {r.name: r for r in StoredFile.objects.filter(storage_key=storage.key)}
+    assert (done["a.txt"].status, done["a.txt"].remote_etag) == (Status.REMOTE, "etag-a")
+    assert (done["a.txt"].last_error, done["a.txt"].failure) == ("", "")
+    assert done["a.txt"].updated_at >= done["a.txt"].transferred_at > a.updated_at
+    assert (done["e.txt"].status, done["e.txt"].remote_etag) == (Status.REMOTE, "x" * 255)
+    assert (done["c.txt"].status, done["c.txt"].attempts) == (Status.TRANSFERRING, 2)
+    assert (done["c.txt"].remote_etag, done["c.txt"].transferred_at) == ("", None)
+    assert done["d.txt"].status == Status.QUEUED
+    assert StoredFile.objects.get(pk=f.pk).status == Status.TRANSFERRING
+    assert "b.txt" not in done
+    caches["default"].clear()  # this process still remembers the recorded ones
+    assert storage.statuses(["a.txt", "e.txt"]) == dict.fromkeys(["a.txt", "e.txt"], Status.REMOTE)
+    assert ledger.mark_remote_many([]) == set()
+
+
+def test_mark_remote_many_publishes_to_the_cache_in_one_write(
+    fs_storage: QueuedStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["a.txt", "b.txt"]
+    storage = queued(fs_storage, *names)
+    claimed = ledger.claim_many(storage.key, names)
+    writes: list[dict[str, Any]] = []
+    cache = caches["default"]
+    monkeypatch.setattr(cache, "set_many", lambda values, timeout: writes.append(values))
+    monkeypatch.setattr(cache, "set", lambda *args: writes.append({"set": args}))
+    ledger.mark_remote_many([(r, "") for r in claimed])
+    assert writes == [{statecache.cache_key(storage.key, n): "remote" for n in names}]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_concurrent_claims_of_overlapping_names_take_each_row_once(
+    ops_pg: str, settings: Any
+) -> None:
+    """Six claimers on PostgreSQL, each claiming an overlapping window of
+    the names in its own order, eight at a time: every row is claimed by
+    exactly one of them (no deadlock, no row twice or left out)."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "DATABASE": "ops_pg"}
+    key = unique_key("pg")
+    names = [f"{i:03d}.txt" for i in range(120)]
+    StoredFile.objects.using("ops_pg").bulk_create(
+        StoredFile(storage_key=key, name=n, status=Status.QUEUED, checksum="0" * 64) for n in names
+    )
+    together = threading.Barrier(6, timeout=10)
+    taken: list[tuple[str, int]] = []
+    errors: list[BaseException] = []
+
+    def claimer(number: int) -> None:
+        try:
+            window = names[number * 15 : number * 15 + 45]
+            random.Random(number).shuffle(window)
+            together.wait()
+            for start in range(0, len(window), 8):
+                claimed = ledger.claim_many(key, window[start : start + 8])
+                taken.extend((r.name, r.attempts) for r in claimed)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            close_thread_connections()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(taken) == [(name, 1) for name in names]
+    rows = StoredFile.objects.using("ops_pg").filter(storage_key=key)
+    assert set(rows.values_list("status", "attempts")) == {(Status.TRANSFERRING, 1)}
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_claim_many_takes_the_free_rows_before_waiting_for_a_held_one(
+    ops_pg: str, settings: Any
+) -> None:
+    """A row another transaction holds (a save overwriting it, say) is not
+    waited for while the others are held: they are claimed and committed
+    first, then the held one is waited for, as a lone claim does."""
+    import psycopg
+
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "DATABASE": "ops_pg"}
+    key = unique_key("pg")
+    names = ["a.txt", "held.txt", "b.txt"]
+    rows = StoredFile.objects.using("ops_pg").filter(storage_key=key)
+    for name in names:
+        ledger.record_saved(key, name, status=Status.QUEUED, checksum="0" * 64)
+    claimed: list[StoredFile] = []
+
+    def claim() -> None:
+        try:
+            claimed.extend(ledger.claim_many(key, names))
+        finally:
+            close_thread_connections()
+
+    with psycopg.connect(ops_pg) as other:
+        other.execute(
+            "SELECT id FROM storage_hooks_storedfile WHERE storage_key = %s AND name = %s "
+            "FOR UPDATE",
+            (key, "held.txt"),
+        )
+        thread = threading.Thread(target=claim)
+        thread.start()
+        deadline = time.monotonic() + 4
+        while rows.filter(status=Status.TRANSFERRING).count() < 2:
+            assert time.monotonic() < deadline, "the free rows waited for the held one"
+            time.sleep(0.02)
+        assert thread.is_alive()
+        assert rows.get(name="held.txt").status == Status.QUEUED
+        other.commit()
+    thread.join(10)
+    assert [(r.name, r.status) for r in claimed] == [(n, Status.TRANSFERRING) for n in names]
+    assert set(rows.values_list("status", flat=True)) == {Status.TRANSFERRING}

@@ -12,8 +12,6 @@ from django.db.migrations.loader import MigrationLoader
 from storage_hooks.models import StoredFile
 from storage_hooks.ops.indexes import AddIndexSafely
 
-from .test_commands import ops_pg  # noqa: F401  (a PostgreSQL database, when at hand)
-
 migration = importlib.import_module("storage_hooks.migrations.0004_ops_indexes").Migration
 
 

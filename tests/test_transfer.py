@@ -172,6 +172,31 @@ def test_a_file_deleted_when_its_transfer_starts_is_not_copied(
     assert os.listdir(remote_dir) == []
 
 
+def test_the_row_is_read_again_only_when_something_ran_since_the_claim(
+    fs_storage: QueuedStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver of ``transfer_started`` (for this storage or any) may have
+    replaced the local copy: the row is read again. With no receiver and
+    no preprocessor the row is as claimed, and the query is spared."""
+    reads: list[str] = []
+    real = ledger.refresh
+
+    def refresh(row: StoredFile) -> bool:
+        reads.append(row.name)
+        return real(row)
+
+    monkeypatch.setattr(ledger, "refresh", refresh)
+    fs_storage.save("alone.txt", ContentFile(b"a"))
+    with signals.transfer_started.connected_to(lambda sender, **kw: None, sender=fs_storage):
+        fs_storage.save("theirs.txt", ContentFile(b"t"))
+    with signals.transfer_started.connected_to(lambda sender, **kw: None):
+        fs_storage.save("any.txt", ContentFile(b"a"))
+    assert reads == ["theirs.txt", "any.txt"]
+    assert fs_storage.statuses(["alone.txt", "theirs.txt", "any.txt"]) == dict.fromkeys(
+        ["alone.txt", "theirs.txt", "any.txt"], Status.REMOTE
+    )
+
+
 def test_a_vanished_local_copy_fails_once_for_good(
     local_dir: Path, remote_dir: Path, retries: int
 ) -> None:

@@ -145,9 +145,11 @@ def test_concurrent_save_delete_transfer_of_a_few_names_lose_nothing(
 def test_a_batch_delivered_to_several_workers_at_once_transfers_each_file_once(
     race: dict[str, Any], settings: Any
 ) -> None:
-    """Three deliveries of one batch message, each transferring eight files
-    at a time, on PostgreSQL and moto: every file is claimed, proven and
-    cleaned up (DeleteLocal) exactly once, and ends REMOTE with its bytes."""
+    """Three deliveries of one batch message (in three orders, so that their
+    claims of eight names at a time overlap differently), each transferring
+    eight files at a time, on PostgreSQL and moto: every file is claimed,
+    proven, recorded and cleaned up (DeleteLocal) exactly once, and ends
+    REMOTE with its bytes."""
     from django.core.files.base import ContentFile
     from django.db import connections, transaction
 
@@ -165,14 +167,15 @@ def test_a_batch_delivered_to_several_workers_at_once_transfers_each_file_once(
 
     results: list[BatchResult] = []
 
-    def deliver() -> None:
+    def deliver(order: list[str]) -> None:
         try:
-            results.append(run_batch(storage.key, names, threads=8))
+            results.append(run_batch(storage.key, order, threads=8))
         finally:
             connections.close_all()
 
+    orders = [names, names[::-1], names[1::2] + names[::2]]
     with recording(storage, signals.transferred, signals.local_deleted) as events:
-        deliveries = [threading.Thread(target=deliver) for _ in range(3)]
+        deliveries = [threading.Thread(target=deliver, args=(order,)) for order in orders]
         for thread in deliveries:
             thread.start()
         for thread in deliveries:
