@@ -291,6 +291,46 @@ def test_copies_whose_record_cannot_reach_the_ledger_are_handed_back(
     }
 
 
+class LosesRows(FileSystemStorage):
+    """A remote where another process deletes the row of a file named
+    ``lost*`` right after its copy is written (a race one process cannot
+    cause on its own). At module level, so that the system checks of later
+    tests can still import it."""
+
+    ledger_key = ""
+
+    def _save(self, name: str, content: Any) -> str:
+        saved = super()._save(name, content)
+        if name.startswith("lost"):
+            ledger.delete(self.ledger_key, name)  # what storage.delete() records
+        return saved
+
+
+def test_a_copy_whose_row_was_lost_meanwhile_is_removed_and_skipped(
+    local_dir: Path, remote_dir: Path, handed: list[tuple[str, list[str]]]
+) -> None:
+    """Another process deletes one file right after its copy was written:
+    that copy is not recorded but removed, and the rest of its batch is
+    recorded as usual."""
+    remote = LosesRows(location=remote_dir)
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key()
+    )
+    remote.ledger_key = storage.key
+    with transaction.atomic():
+        names = [save(storage, n) for n in ("kept-1.txt", "lost.txt", "kept-2.txt")]
+    with recording(storage, signals.transferred) as events:
+        result = batching.run_batch(storage.key, names, threads=1)
+    assert dict(result.outcomes) == {
+        "kept-1.txt": Outcome("done", 1, hostname()),
+        "lost.txt": Outcome("skipped", 1, hostname()),
+        "kept-2.txt": Outcome("done", 1, hostname()),
+    }
+    assert [kw["name"] for _, kw in events] == ["kept-1.txt", "kept-2.txt"]
+    assert sorted(p.name for p in remote_dir.iterdir()) == ["kept-1.txt", "kept-2.txt"]
+    assert storage.status("lost.txt") is None
+
+
 def test_a_redelivered_batch_skips_the_files_already_done(
     fs_storage: QueuedStorage, handed: list[tuple[str, list[str]]]
 ) -> None:

@@ -230,3 +230,23 @@ def test_changes_are_published_when_the_ledgers_own_database_commits(
         publish_then_fail()
     assert statecache.get("k", "three.txt") is None
     assert statecache.get("k", "four.txt") is None
+
+
+def test_publish_many_now_writes_once_per_timeout(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file on the remote stays cached until it is deleted; the other
+    states for CACHE_TIMEOUT: one ``set_many`` each, at once."""
+    settings.STORAGE_HOOKS = {"RUNNER": "immediate", "CACHE_TIMEOUT": 42}
+    writes: list[tuple[dict[str, str], int | None]] = []
+    cache = statecache._cache()
+    monkeypatch.setattr(cache, "set_many", lambda values, timeout: writes.append((values, timeout)))
+    statecache.publish_many_now(
+        [("k", "a", str(Status.TRANSFERRING)), ("k", "b", str(Status.REMOTE)), ("k", "c", None)]
+    )
+    key = statecache.cache_key
+    assert sorted(writes, key=lambda w: str(w[1])) == [
+        ({key("k", "a"): "transferring", key("k", "c"): statecache.UNKNOWN}, 42),
+        ({key("k", "b"): "remote"}, None),
+    ]
+    assert statecache.remembers_remote("k", "b")

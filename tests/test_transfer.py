@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
 from storage_hooks import Status, ledger, signals
 from storage_hooks.exceptions import LocalFileMissing, NameConflict, VerificationError
 from storage_hooks.hooks import DeleteLocal
+from storage_hooks.hooks.preprocess import Preprocess
 from storage_hooks.localfiles import CHUNK_SIZE
 from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
@@ -195,6 +197,33 @@ def test_the_row_is_read_again_only_when_something_ran_since_the_claim(
     assert fs_storage.statuses(["alone.txt", "theirs.txt", "any.txt"]) == dict.fromkeys(
         ["alone.txt", "theirs.txt", "any.txt"], Status.REMOTE
     )
+
+
+class Names(Preprocess):
+    """Keeps the name and the file's name it is given; changes nothing."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+
+    def process(self, storage: Any, name: str, file: File) -> Any:
+        self.seen.append((name, file.name))
+        return None
+
+
+def test_the_first_preprocessor_gets_the_local_copy_under_the_files_name(
+    local_dir: Path, remote_dir: Path
+) -> None:
+    """Not under its local path: a preprocessor may go by the extension."""
+    names = Names()
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir),
+        remote=FileSystemStorage(location=remote_dir),
+        key=unique_key(),
+        hooks=[names],
+    )
+    name = storage.save("dir/a.txt", ContentFile(b"x"))
+    assert names.seen == [(name, name)]
+    assert storage.status(name) == Status.REMOTE
 
 
 def test_a_vanished_local_copy_fails_once_for_good(
