@@ -208,7 +208,13 @@ def _after(parsed: dict[str, Any], model: Any, context: dict[str, Any], **kwargs
             current.etag = str(parsed["ETag"])
 
 
+#: Set on a botocore client once :func:`_install` registered its handlers.
+_INSTALLED = "_storage_hooks_write_handlers"
+
+
 def _install(s3_client: Any) -> None:
+    if getattr(s3_client, _INSTALLED, False):
+        return  # registering again costs as much, for nothing
     events = s3_client.meta.events
     # Once per client: botocore ignores a repeated unique_id.
     for op in (*CREATES, "UploadPart", "CreateMultipartUpload"):
@@ -216,6 +222,7 @@ def _install(s3_client: Any) -> None:
             f"before-parameter-build.s3.{op}", _before, unique_id=f"{_HANDLER_ID}.b.{op}"
         )
         events.register(f"after-call.s3.{op}", _after, unique_id=f"{_HANDLER_ID}.a.{op}")
+    setattr(s3_client, _INSTALLED, True)
 
 
 @contextmanager
