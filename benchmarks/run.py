@@ -1,6 +1,6 @@
 """Run every benchmark and print the ratios, side by side, with their goals.
 
-    .venv/bin/python benchmarks/run.py            # the full run (under 15 min)
+    .venv/bin/python benchmarks/run.py            # the full run (15-30 min)
     .venv/bin/python benchmarks/run.py --quick    # smaller counts (a few min)
     .venv/bin/python benchmarks/run.py --only request,url
 
