@@ -30,7 +30,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.storage import Storage
@@ -175,7 +175,6 @@ class Write:
     checksum_sha256: str | None
     etag: str = ""
     conditioned: bool = False
-    operations: list[str] = field(default_factory=list)
 
 
 _writes: dict[tuple[str, str], Write] = {}
@@ -202,10 +201,8 @@ def _after(parsed: dict[str, Any], model: Any, context: dict[str, Any], **kwargs
         return
     with _lock:
         current = _writes.get(target)
-    if current is not None and isinstance(parsed, dict):
-        current.operations.append(model.name)
-        if model.name in CREATES and parsed.get("ETag"):
-            current.etag = str(parsed["ETag"])
+    if current is not None and isinstance(parsed, dict) and parsed.get("ETag"):
+        current.etag = str(parsed["ETag"])
 
 
 #: Set on a botocore client once :func:`_install` registered its handlers.
@@ -217,7 +214,7 @@ def _install(s3_client: Any) -> None:
         return  # registering again costs as much, for nothing
     events = s3_client.meta.events
     # Once per client: botocore ignores a repeated unique_id.
-    for op in (*CREATES, "UploadPart", "CreateMultipartUpload"):
+    for op in CREATES:
         events.register(
             f"before-parameter-build.s3.{op}", _before, unique_id=f"{_HANDLER_ID}.b.{op}"
         )

@@ -267,10 +267,12 @@ class _Sent(HashingFile):
 
     def _caught_up(self) -> None:
         """Wait until every byte read so far is hashed."""
-        if self._behind is not None and self._hasher is not None:
-            self._behind.put(None)
-            self._hasher.join()
-            self._hasher = None
+        if self._hasher is None:
+            return  # nothing handed to a thread, or caught up already
+        assert self._behind is not None
+        self._behind.put(None)
+        self._hasher.join()
+        self._hasher = None
 
     def hexdigest(self) -> str | None:
         self._caught_up()

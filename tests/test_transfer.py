@@ -545,6 +545,8 @@ def test_big_reads_are_hashed_behind_and_caught_up_before_the_digest(tmp_path: P
     assert sent._hasher.is_alive()  # hashing behind the reads
     assert sent.hexdigest() == hashlib.sha256(data).hexdigest()
     assert sent.bytes_read == len(data)
+    assert sent.hexdigest() == hashlib.sha256(data).hexdigest()  # asked again
+    sent.close()  # after the digest: nothing left to wait for
 
     broken = transfer._Sent(io.BytesIO(data), "broken.bin", None)
     broken.read(2**20)
