@@ -153,42 +153,61 @@ def insert_if_absent(key: str, name: str, **values: Any) -> bool:
     if inserted. One statement, no error inside the caller's transaction;
     a concurrent insert of the same name waits for this one's transaction.
     Where the database cannot do that in one statement, a savepoint does."""
-    stored = model()
-    connection = transaction.get_connection(db_alias())
+    using = db_alias()
+    connection = transaction.get_connection(using)
     now = timezone.now()
     values = {"storage_key": key, "name": name, "created_at": now, "updated_at": now, **values}
-    if not inserts_if_absent():
+    if connection.vendor not in ("postgresql", "sqlite"):
         try:
-            with transaction.atomic(using=db_alias()):
+            with transaction.atomic(using=using):
                 rows(key).create(**values)
         except IntegrityError:
             return False
-        _publish(key, name, values.get("status"))
+        statecache.publish_on_commit(key, name, values.get("status"), using, new=True)
         return True
-    fields = [f for f in stored._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(stored._meta.db_table)} "
-        f"({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
-    )
+    sql, fields = _insert_statement(connection)
     params = [
-        f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection)
-        for f in fields
+        field.get_db_prep_save(values.get(field.name, default), connection)
+        for field, default in fields
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         inserted = cursor.rowcount == 1
     if inserted:
-        _publish(key, name, values.get("status"))
+        statecache.publish_on_commit(key, name, values.get("status"), using, new=True)
     return inserted
+
+
+#: (vendor, table) -> the INSERT ... ON CONFLICT DO NOTHING statement and
+#: its fields, each with its default (None where it must be made per row).
+_insert_statements: dict[tuple[str, str], tuple[str, list[tuple[Any, Any]]]] = {}
+
+
+def _insert_statement(connection: Any) -> tuple[str, list[tuple[Any, Any]]]:
+    """The statement of :func:`insert_if_absent` for ``connection``, built
+    once per database vendor (a save makes it on every call otherwise)."""
+    stored = model()
+    table = stored._meta.db_table
+    found = _insert_statements.get((connection.vendor, table))
+    if found is None:
+        fields = [f for f in stored._meta.concrete_fields if not f.primary_key]
+        quote = connection.ops.quote_name
+        sql = (
+            f"INSERT INTO {quote(table)} "
+            f"({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
+        )
+        found = (sql, [(f, f.get_default()) for f in fields])
+        if not any(callable(f.default) for f in fields):
+            _insert_statements[(connection.vendor, table)] = found
+    return found
 
 
 def record_saved(key: str, name: str, **values: Any) -> StoredFile:
     """Record a file just written locally (inside the caller's transaction);
     IntegrityError if the name is recorded."""
     row = rows(key).create(storage_key=key, name=name, **values)
-    _publish(key, name, values.get("status"))
+    statecache.publish_on_commit(key, name, values.get("status"), db_alias(), new=True)
     return row
 
 

@@ -93,6 +93,16 @@ def _inside(root_real: str, real: str) -> bool:
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 
 
+_proc: list[bool] = []
+
+
+def _has_proc() -> bool:
+    """Whether this system tells where an open descriptor is (asked once)."""
+    if not _proc:
+        _proc.append(os.path.isdir(_PROC_FD))
+    return _proc[0]
+
+
 def _where(fd: int) -> str | None:
     """The real path of an open file or directory, where the OS tells it."""
     try:
@@ -121,14 +131,20 @@ def _directory(storage: Storage, name: str, *, create: bool) -> Iterator[tuple[i
     """``(descriptor of the directory of name, base name)``, each directory
     opened relative to the one before and checked to be inside the root."""
     root = _root(storage)
-    if create:
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except FileNotFoundError:
+        if not create:
+            raise
         os.makedirs(root, exist_ok=True)
-    root_real = os.path.realpath(root)
-    fd = os.open(root, _DIR_FLAGS)
+        fd = os.open(root, _DIR_FLAGS)
+    proc = _has_proc()
+    # Where the opened root really is (the root itself may be a symlink).
+    root_real = (_where(fd) if proc else None) or os.path.realpath(root)
     parts = name.split("/")
     # Without /proc the opened directory cannot be located: follow no
     # symlink at all then.
-    follow = 0 if os.path.isdir(_PROC_FD) else _NOFOLLOW
+    follow = 0 if proc else _NOFOLLOW
     try:
         for part in parts[:-1]:
             next_fd = _enter(storage, fd, part, name, follow=follow, create=create)
@@ -326,7 +342,7 @@ def open_for_reading(storage: Storage, name: str) -> IO[bytes]:
         check_inside_root(storage, name)
         return storage.open(name, "rb")
     with _directory(storage, name, create=False) as (dir_fd, base):
-        follow = 0 if os.path.isdir(_PROC_FD) else _NOFOLLOW
+        follow = 0 if _has_proc() else _NOFOLLOW
         try:
             fd = os.open(base, os.O_RDONLY | follow | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
         except OSError as exc:

@@ -10,9 +10,36 @@ taken (in any backend; locally, in the ledger or on the remote).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from django.core.files.storage import Storage
+
+#: storage class -> its naming view class (made once: a class per call
+#: would cost more than the naming itself, which runs on every save).
+_views: dict[type, type] = {}
+_views_lock = threading.Lock()
+
+
+def _view_class(base: type) -> type:
+    found = _views.get(base)
+    if found is None:
+        with _views_lock:
+            found = _views.get(base)
+            if found is None:
+
+                def exists(self: Any, name: str) -> bool:
+                    return bool(self._storage_hooks_taken(name))
+
+                # The "taken" callable lives in a slot of the view, not in
+                # the __dict__ it shares with the storage.
+                found = _views[base] = type(
+                    f"{base.__name__}Naming",
+                    (base,),
+                    {"exists": exists, "__slots__": ("_storage_hooks_taken",)},
+                )
+    return found
 
 
 def with_taken(storage: Storage, taken: Callable[[str], bool]) -> Storage:
@@ -28,12 +55,7 @@ def with_taken(storage: Storage, taken: Callable[[str], bool]) -> Storage:
     """
     if not hasattr(storage, "__dict__"):
         return storage
-    base = type(storage)
-
-    def exists(self: Storage, name: str) -> bool:
-        return taken(name)
-
-    view_class = type(f"{base.__name__}Naming", (base,), {"exists": exists})
-    view: Storage = object.__new__(view_class)
+    view: Storage = object.__new__(_view_class(type(storage)))
     view.__dict__ = storage.__dict__
+    view._storage_hooks_taken = taken  # type: ignore[attr-defined]
     return view

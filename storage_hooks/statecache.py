@@ -8,12 +8,20 @@ most once per ``LOG_CACHE_ERRORS_EVERY`` seconds) and answered as a miss.
 What a transaction changed is published to the cache only when it commits;
 until then reads of those names in that transaction skip the cache (they
 must see the uncommitted change, which other processes must not).
+
+The entry of a new row (a save) is published by the publisher thread, when
+the Celery runner publishes in the background: it is set just before the
+thread sends the row's message, so no worker's change of that row can be
+published before it. Until it is set, this process reads those names from
+the ledger, and any later change of them in this process is published by
+the thread too, after it (see :func:`hold`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -167,18 +175,31 @@ def _changed(using: str) -> set[tuple[str, str]]:
 
 
 def changed_here(key: str, name: str, using: str) -> bool:
-    return (key, name) in _changed(using)
+    """Whether reads of ``name`` must skip the cache here: the current
+    transaction changed it, or its entry waits for the publisher thread."""
+    return (key, name) in _changed(using) or holds(key, name)
 
 
-def publish_on_commit(key: str, name: str, status: str | None, using: str) -> None:
+def publish_on_commit(
+    key: str, name: str, status: str | None, using: str, *, new: bool = False
+) -> None:
     """Publish a change of ``name`` to the cache once it commits (at once
-    in autocommit)."""
+    in autocommit). The entry of a ``new`` row waiting for its transfer is
+    handed to the runner's publisher thread where there is one (see the
+    module's text)."""
     memorize(key, name, None)
     if not transaction.get_autocommit(using):
         _changed(using).add((key, name))
 
     def publish() -> None:
         _changed(using).discard((key, name))
+        if new and status == Status.QUEUED:
+            from .runners import get_runner
+
+            publisher = get_runner().background()
+            if publisher is not None:
+                hold([(key, name, status)], publisher.wake)
+                return
         publish_now(key, name, status)
 
     transaction.on_commit(publish, using=using)
@@ -211,8 +232,15 @@ def publish_many_on_commit(
 def publish_many_now(key_name_status_items: Iterable[tuple[str, str, str | None]]) -> None:
     """:func:`publish_now` for many names: one ``set_many`` per timeout
     (one round trip for the files of a batch claimed or recorded at once)."""
+    items = list(key_name_status_items)
+    if _held.values or _held.busy:
+        items = _after_held(items)
+    _set_now(items)
+
+
+def _set_now(items: Iterable[tuple[str, str, str | None]]) -> None:
     by_timeout: dict[int | None, dict[str, str]] = {}
-    for key, name, status in key_name_status_items:
+    for key, name, status in items:
         value = status or UNKNOWN
         memorize(key, name, value)
         by_timeout.setdefault(timeout(value), {})[cache_key(key, name)] = value
@@ -225,9 +253,87 @@ def _set_many(values: dict[str, str], seconds: int | None) -> None:
 
 
 def publish_now(key: str, name: str, status: str | None) -> None:
+    if (_held.values or _held.busy) and not _after_held([(key, name, status)]):
+        return
     value = status or UNKNOWN
     memorize(key, name, value)
     _safely("set", lambda: _cache().set(cache_key(key, name), value, timeout(value)), None)
+
+
+# -- entries published by the publisher thread --------------------------------
+
+
+class _Held:
+    """The entries this process handed to its publisher thread: waiting
+    (``values``, in the order given) and being set right now (``busy``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: dict[tuple[str, str], str | None] = {}
+        self.busy: set[tuple[str, str]] = set()
+        self.wake: Callable[[], None] | None = None
+        self.pid = os.getpid()
+
+    def check_fork(self) -> None:
+        if self.pid != os.getpid():  # a forked child: its parent publishes these
+            self.__init__()  # type: ignore[misc]
+
+
+_held = _Held()
+
+
+def hold(items: Iterable[tuple[str, str, str | None]], wake: Callable[[], None]) -> None:
+    """Hand entries to the publisher thread, which sets them (in order, a
+    later value of a name replacing an earlier one) when it next runs
+    :func:`publish_held`; ``wake`` makes it run. Until then this process
+    reads those names from the ledger."""
+    _held.check_fork()
+    with _held.lock:
+        for key, name, status in items:
+            _held.values.pop((key, name), None)
+            _held.values[(key, name)] = status
+        _held.wake = wake
+    wake()
+
+
+def holds(key: str, name: str) -> bool:
+    """Whether ``name``'s entry waits for the publisher thread (this process
+    then reads the ledger, not the cache)."""
+    if not (_held.values or _held.busy):
+        return False
+    with _held.lock:
+        return (key, name) in _held.values or (key, name) in _held.busy
+
+
+def publish_held() -> None:
+    """Set the entries handed over so far (the publisher thread calls this
+    before each message it sends): one ``set_many`` per timeout."""
+    _held.check_fork()
+    with _held.lock:
+        taken, _held.values = _held.values, {}
+        _held.busy.update(taken)
+    if not taken:
+        return
+    try:
+        _set_now((key, name, status) for (key, name), status in taken.items())
+    finally:
+        with _held.lock:
+            _held.busy.difference_update(taken)
+
+
+def _after_held(
+    items: list[tuple[str, str, str | None]],
+) -> list[tuple[str, str, str | None]]:
+    """Of ``items``, those to set now; the others change names whose entry
+    is still held, so they are held too, to be set after it."""
+    _held.check_fork()
+    with _held.lock:
+        later = [i for i in items if (i[0], i[1]) in _held.values or (i[0], i[1]) in _held.busy]
+        wake = _held.wake
+    if later and wake is not None:
+        hold(later, wake)
+        return [i for i in items if i not in later]
+    return items
 
 
 # -- reads -------------------------------------------------------------------

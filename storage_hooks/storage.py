@@ -265,7 +265,12 @@ class QueuedStorage(Storage):
         name = canonical(name)
         limit = min(max_length or NAME_MAX_LENGTH, NAME_MAX_LENGTH)
         candidate = canonical(self._naming().get_available_name(name, max_length=limit))
-        if candidate == name and self._may_overwrite(name) and self._foreign_remote(name):
+        if (
+            candidate == name
+            and self.check_remote  # (cheapest first: asked on every save)
+            and self._may_overwrite(name)
+            and self._foreign_remote(name)
+        ):
             candidate = localfiles.free_name(
                 name, limit, partial(self._taken, ask_ledger=True), self._other_name
             )

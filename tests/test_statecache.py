@@ -16,9 +16,12 @@ from django.db import connections, transaction
 from django.db.utils import load_backend
 
 from storage_hooks import Status, ledger, signals, statecache
+from storage_hooks.runners import Runner
+from storage_hooks.runners.publisher import Publisher
 from storage_hooks.storage import QueuedStorage
 
 from . import services
+from .test_publisher import Sink
 from .testapp.storages import recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -250,3 +253,105 @@ def test_publish_many_now_writes_once_per_timeout(
         ({key("k", "b"): "remote"}, None),
     ]
     assert statecache.remembers_remote("k", "b")
+
+
+# -- new rows' entries, set by the publisher thread ----------------------------
+
+
+class HeldSink(Sink):
+    """The sends of a publisher thread, each recording what the cache held
+    for its names at that moment (``hold()`` keeps the thread busy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, Any]] = []
+
+    def __call__(self, app: Any, key: str, names: list[str], queue: str) -> None:
+        super().__call__(app, key, names, queue)
+        cache = caches["default"]
+        self.sent += [(name, cache.get(statecache.cache_key(key, name))) for name in names]
+
+
+held_sink = HeldSink()
+held_publisher = Publisher(held_sink, lambda app: "the test's sink", statecache.publish_held)
+
+
+class BackgroundRunner(Runner):
+    """Sends through ``held_publisher``, as the Celery runner does with
+    PUBLISH = "background"."""
+
+    def enqueue(self, key: str, name: str, *, host: str, countdown: float = 0) -> None:
+        held_publisher.submit(None, key, [name], "q")
+
+    def background(self) -> Publisher:
+        return held_publisher
+
+
+@pytest.fixture
+def background(settings: Any) -> Iterator[HeldSink]:
+    settings.STORAGE_HOOKS = {"RUNNER": f"{__name__}.BackgroundRunner"}
+    held_sink.sent.clear()
+    held_sink.release()
+    yield held_sink
+    held_sink.release()
+    assert held_publisher.drain(10)
+
+
+def cached(storage: QueuedStorage, name: str) -> Any:
+    return caches["default"].get(statecache.cache_key(storage.key, name))
+
+
+def test_a_new_rows_entry_is_in_the_cache_before_its_message_leaves(
+    fs_storage: QueuedStorage, background: HeldSink
+) -> None:
+    statecache.fill(fs_storage.key, {"new.txt": statecache.UNKNOWN})  # asked before the save
+    background.hold()
+    held_publisher.submit(None, "other", ["first.txt"], "q")  # the thread is busy ...
+    assert background.entered.wait(10)
+    with transaction.atomic():
+        name = fs_storage.save("new.txt", ContentFile(b"x"))
+    # ... so the entry waits for it: still the old one, and this process
+    # reads the ledger meanwhile.
+    assert cached(fs_storage, name) == statecache.UNKNOWN
+    assert statecache.holds(fs_storage.key, name)
+    assert fs_storage.status(name) == Status.QUEUED
+    background.release()
+    assert held_publisher.drain(10)
+    assert (name, str(Status.QUEUED)) in background.sent  # set before the send
+    assert cached(fs_storage, name) == Status.QUEUED
+    assert not statecache.holds(fs_storage.key, name)
+
+
+def test_a_change_made_here_while_the_new_entry_waits_is_published_after_it(
+    fs_storage: QueuedStorage, background: HeldSink
+) -> None:
+    background.hold()
+    held_publisher.submit(None, "other", ["first.txt"], "q")
+    assert background.entered.wait(10)
+    name = fs_storage.save("gone.txt", ContentFile(b"x"))  # its entry waits ...
+    fs_storage.delete(name)  # ... and the delete's change goes after it
+    background.release()
+    assert held_publisher.drain(10)
+    statecache.clear_memory()
+    assert cached(fs_storage, name) == statecache.UNKNOWN
+    assert fs_storage.status(name) is None
+    assert not fs_storage.exists(name)
+
+
+class InlineRunner(Runner):
+    """Sends nothing, and has no publisher thread."""
+
+    def enqueue(self, key: str, name: str, *, host: str, countdown: float = 0) -> None:
+        pass
+
+
+def test_without_a_publisher_thread_the_entry_is_set_at_commit(
+    fs_storage: QueuedStorage, settings: Any
+) -> None:
+    settings.STORAGE_HOOKS = {"RUNNER": f"{__name__}.InlineRunner"}
+    statecache.fill(fs_storage.key, {"now.txt": statecache.UNKNOWN})
+    with transaction.atomic():
+        name = fs_storage.save("now.txt", ContentFile(b"x"))
+        assert cached(fs_storage, name) == statecache.UNKNOWN
+    assert not statecache.holds(fs_storage.key, name)
+    assert cached(fs_storage, name) == Status.QUEUED

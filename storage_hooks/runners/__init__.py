@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from functools import cache
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -47,6 +48,13 @@ class Runner(ABC):
         (the Celery runner sends one message per ``BATCH_SIZE`` names)."""
         for name in names:
             self.enqueue(key, name, host=host)
+
+    def background(self) -> Any:
+        """The publisher thread that sends this runner's messages after the
+        request (a :class:`~storage_hooks.runners.publisher.Publisher`), or
+        None when they are sent before ``enqueue`` returns. New rows' cache
+        entries are handed to it, to be set before their messages."""
+        return None
 
     def check(self) -> list[str]:
         """Problems with this runner's configuration, for ``manage.py check``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import statecache
 from ..conf import conf
 from . import Runner, queue_name
 from .publisher import Publisher
@@ -41,10 +42,13 @@ class CeleryRunner(Runner):
         """One ``storage_hooks.transfer_batch`` message per ``BATCH_SIZE``
         names (``storage_hooks.transfer`` for a name alone)."""
         app = _app()
-        if conf.PUBLISH == "background" and not app.conf.task_always_eager:
+        if _in_background(app):
             publisher.submit(app, key, names, queue_name(host))
         else:
             send(app, key, names, queue_name(host))
+
+    def background(self) -> Publisher | None:
+        return publisher if _in_background(_app()) else None
 
     def describe(self) -> str:
         return describe(_app())
@@ -63,6 +67,11 @@ class CeleryRunner(Runner):
                 "getting-started docs), or choose another RUNNER."
             ]
         return []
+
+
+def _in_background(app: Any) -> bool:
+    """Whether ``app``'s messages go through the publisher thread."""
+    return conf.PUBLISH == "background" and not app.conf.task_always_eager
 
 
 def _app() -> Any:
@@ -133,4 +142,4 @@ def describe(app: Any) -> str:
 
 
 #: This process's publisher thread (``PUBLISH = "background"``).
-publisher = Publisher(send, describe)
+publisher = Publisher(send, describe, statecache.publish_held)

@@ -16,16 +16,24 @@ Names handed over while the thread is sending wait and go together, grouped
 by Celery app, storage and queue, in messages of up to ``BATCH_SIZE`` names:
 a burst of saves from separate requests becomes batch messages, while a lone
 save finds the thread idle and is sent at once.
+
+The thread also sets the cache entries of the new rows (handed over with
+:func:`storage_hooks.statecache.hold`, then :meth:`Publisher.wake`), before
+any message it sends: a worker can only change a row after its message, so
+its change is always published after the new row's entry, never under it.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+logger = logging.getLogger("storage_hooks")
 
 #: Seconds the thread is given at interpreter exit to send what it holds.
 DRAIN_TIMEOUT = 10.0
@@ -45,15 +53,22 @@ class Publisher:
     """The publisher thread of one process, started on first use (again in
     a forked child, which must not send its parent's names)."""
 
-    def __init__(self, send: Send, describe: Callable[[Any], str]) -> None:
+    def __init__(
+        self,
+        send: Send,
+        describe: Callable[[Any], str],
+        publish_held: Callable[[], None] | None = None,
+    ) -> None:
         self._send = send
         self._describe = describe
+        self._publish_held = publish_held
         self._reset()
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._pending: Pending = {}
+        self._woken = False
         self._sending = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -66,13 +81,26 @@ class Publisher:
             self._reset()  # a forked child: its parent sends what was pending
         with self._lock:
             self._pending.setdefault((app, key, queue), []).extend(names)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="storage_hooks-publisher", daemon=True
-                )
-                self._thread.start()
-                atexit.register(self.drain, DRAIN_TIMEOUT)
+            self._start()
             self._changed.notify_all()
+
+    def wake(self) -> None:
+        """Have the thread run ``publish_held`` (cache entries were handed
+        over), at once unless it is busy."""
+        if self._pid != os.getpid():
+            self._reset()
+        with self._lock:
+            self._woken = True
+            self._start()
+            self._changed.notify_all()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="storage_hooks-publisher", daemon=True
+            )
+            self._thread.start()
+            atexit.register(self.drain, DRAIN_TIMEOUT)
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every name handed over so far was sent (or its failure
@@ -80,27 +108,42 @@ class Publisher:
         with self._lock:
             if self._pid != os.getpid():
                 return True
-            return self._changed.wait_for(lambda: not self._pending and not self._sending, timeout)
+            return self._changed.wait_for(
+                lambda: not self._pending and not self._woken and not self._sending, timeout
+            )
 
     def _run(self) -> None:
         while True:
             with self._lock:
                 self._sending = False
                 self._changed.notify_all()
-                self._changed.wait_for(lambda: bool(self._pending))
+                self._changed.wait_for(lambda: bool(self._pending or self._woken))
                 self._sending = True
-                # In a burst: let the names of the window gather.
-                wait = self._last_send + BURST_WINDOW - time.monotonic()
-                if wait > 0:
-                    self._lock.release()
-                    try:
-                        time.sleep(wait)
-                    finally:
-                        self._lock.acquire()
-                taken, self._pending = self._pending, {}
-                self._last_send = time.monotonic()
+                self._woken = False
+                taken: Pending = {}
+                if self._pending:
+                    # In a burst: let the names of the window gather.
+                    wait = self._last_send + BURST_WINDOW - time.monotonic()
+                    if wait > 0:
+                        self._lock.release()
+                        try:
+                            time.sleep(wait)
+                        finally:
+                            self._lock.acquire()
+                    taken, self._pending = self._pending, {}
+                    self._last_send = time.monotonic()
+            # The entries of the new rows first, then their messages.
+            self._publish_held_logged()
             for (app, key, queue), names in taken.items():
                 self._send_logged(app, key, list(dict.fromkeys(names)), queue)
+
+    def _publish_held_logged(self) -> None:
+        if self._publish_held is None:
+            return
+        try:
+            self._publish_held()
+        except Exception:  # the cache is an accelerator; statecache logs its own errors
+            logger.exception("The publisher thread could not set the cache entries it held.")
 
     def _send_logged(self, app: Any, key: str, names: list[str], queue: str) -> None:
         try:

@@ -72,31 +72,36 @@ def test_the_saves_of_one_transaction_travel_together(site):
         assert sorted(done) == sorted([*names, lone]), event
 
 
-@pytest.mark.integration
-def test_saves_of_separate_requests_each_reach_the_broker_once(site, celery_client):
-    """Forty uploads from eight threads at once, each in its own
-    transaction (requests of a threaded server): the publisher thread sends
-    every name exactly once, those that arrived while it was busy together,
-    and a real worker transfers each."""
+def upload_from_threads(site: Any, celery_client: Any, folder: str, count: int = 40) -> list[str]:
+    """``count`` uploads from eight threads at once, each in its own
+    transaction (requests of a threaded server); their names, in order."""
     from concurrent.futures import ThreadPoolExecutor
 
     from django.db import connections
 
-    site.configure(batch_size=50, batch_threads=4)
-    queue = site.deployment.queue
-    site.broker.drop_queue(queue)
-
     def upload(i: int) -> str:
         try:
             with transaction.atomic(using=ALIAS):
-                return site.storage.save(f"burst/{i:02d}.bin", ContentFile(b"%02d" % i * 64))
+                return site.storage.save(f"{folder}/{i:02d}.bin", ContentFile(b"%02d" % i * 64))
         finally:
             connections.close_all()
 
     # The test process's Celery app is current in its main thread only
     # (how threads find a project's app is tests/test_runners.py's).
     with ThreadPoolExecutor(8, initializer=celery_client.set_current) as pool:
-        names = list(pool.map(upload, range(40)))
+        return list(pool.map(upload, range(count)))
+
+
+@pytest.mark.integration
+def test_saves_of_separate_requests_each_reach_the_broker_once(site, celery_client):
+    """Forty uploads from eight threads at once, each in its own
+    transaction (requests of a threaded server): the publisher thread sends
+    every name exactly once, those that arrived while it was busy together,
+    and a real worker transfers each."""
+    site.configure(batch_size=50, batch_threads=4)
+    queue = site.deployment.queue
+    site.broker.drop_queue(queue)
+    names = upload_from_threads(site, celery_client, "burst")
     messages = site.broker.messages(queue)
     sent = []
     for message in messages:
@@ -108,6 +113,30 @@ def test_saves_of_separate_requests_each_reach_the_broker_once(site, celery_clie
     for i, name in enumerate(names):
         site.wait_status(name, Status.REMOTE)
         assert site.remote_bytes(name) == b"%02d" % i * 64
+
+
+@pytest.mark.integration
+def test_a_new_rows_cache_entry_never_lands_over_the_workers(site, celery_client):
+    """The publisher thread sets a new row's cache entry (QUEUED) before it
+    sends the row's message; with a worker already consuming, a late entry
+    would land over the worker's REMOTE and send reads to the deleted
+    local copy. Eight threads upload forty files at once; at the end every
+    entry in the shared Redis cache says what the ledger says."""
+    from django.core.cache import caches
+
+    from storage_hooks import statecache
+
+    site.configure(batch_size=4, batch_threads=2)
+    site.broker.drop_queue(site.deployment.queue)
+    site.start_worker()
+    names = upload_from_threads(site, celery_client, "race")
+    for name in names:
+        site.wait_status(name, Status.REMOTE)
+    cache = caches["shared"]
+    entries = {name: cache.get(statecache.cache_key(site.deployment.key, name)) for name in names}
+    assert entries == dict.fromkeys(names, str(Status.REMOTE))
+    statecache.clear_memory()  # as another process: the cache alone answers
+    assert {site.storage.url(name).startswith("/media/") for name in names} == {False}
 
 
 @pytest.mark.integration
