@@ -17,7 +17,8 @@ from typing import Any
 from django.core.files.storage import Storage
 
 #: storage class -> its naming view class (made once: a class per call
-#: would cost more than the naming itself, which runs on every save).
+#: would cost more than the naming itself, which runs on every save). One
+#: per storage class the process uses; a view refers to its class anyway.
 _views: dict[type, type] = {}
 _views_lock = threading.Lock()
 
@@ -57,5 +58,6 @@ def with_taken(storage: Storage, taken: Callable[[str], bool]) -> Storage:
         return storage
     view: Storage = object.__new__(_view_class(type(storage)))
     view.__dict__ = storage.__dict__
-    view._storage_hooks_taken = taken  # type: ignore[attr-defined]
+    # Past the storage's own __setattr__ (a frozen one refuses new names).
+    object.__setattr__(view, "_storage_hooks_taken", taken)
     return view

@@ -9,12 +9,14 @@ What a transaction changed is published to the cache only when it commits;
 until then reads of those names in that transaction skip the cache (they
 must see the uncommitted change, which other processes must not).
 
-The entry of a new row (a save) is published by the publisher thread, when
-the Celery runner publishes in the background: it is set just before the
-thread sends the row's message, so no worker's change of that row can be
-published before it. Until it is set, this process reads those names from
-the ledger, and any later change of them in this process is published by
-the thread too, after it (see :func:`hold`).
+A new row (a save) needs no entry of its own: what the cache may hold for
+its name from before (nothing, or "unknown name") sends reads to the local
+copy, where the new file is. That stale entry only has to go, and it does
+not have to go before the request returns: where the Celery runner
+publishes in the background, the publisher thread deletes it
+(:func:`drop_later`). A delete cannot put a stale value in the cache, so it
+needs no order with the worker's changes or this process's own; until it
+is done, this process reads those names from the ledger.
 """
 
 from __future__ import annotations
@@ -193,14 +195,8 @@ def publish_on_commit(
 
     def publish() -> None:
         _changed(using).discard((key, name))
-        if new and status == Status.QUEUED:
-            from .runners import get_runner
-
-            publisher = get_runner().background()
-            if publisher is not None:
-                hold([(key, name, status)], publisher.wake)
-                return
-        publish_now(key, name, status)
+        if not (new and status == Status.QUEUED and _dropped_later(key, name)):
+            publish_now(key, name, status)
 
     transaction.on_commit(publish, using=using)
 
@@ -232,15 +228,8 @@ def publish_many_on_commit(
 def publish_many_now(key_name_status_items: Iterable[tuple[str, str, str | None]]) -> None:
     """:func:`publish_now` for many names: one ``set_many`` per timeout
     (one round trip for the files of a batch claimed or recorded at once)."""
-    items = list(key_name_status_items)
-    if _held.values or _held.busy:
-        items = _after_held(items)
-    _set_now(items)
-
-
-def _set_now(items: Iterable[tuple[str, str, str | None]]) -> None:
     by_timeout: dict[int | None, dict[str, str]] = {}
-    for key, name, status in items:
+    for key, name, status in key_name_status_items:
         value = status or UNKNOWN
         memorize(key, name, value)
         by_timeout.setdefault(timeout(value), {})[cache_key(key, name)] = value
@@ -253,87 +242,81 @@ def _set_many(values: dict[str, str], seconds: int | None) -> None:
 
 
 def publish_now(key: str, name: str, status: str | None) -> None:
-    if (_held.values or _held.busy) and not _after_held([(key, name, status)]):
-        return
     value = status or UNKNOWN
     memorize(key, name, value)
     _safely("set", lambda: _cache().set(cache_key(key, name), value, timeout(value)), None)
 
 
-# -- entries published by the publisher thread --------------------------------
+# -- stale entries of new rows, deleted by the publisher thread ---------------
 
 
-class _Held:
-    """The entries this process handed to its publisher thread: waiting
-    (``values``, in the order given) and being set right now (``busy``)."""
+class _Dropping:
+    """The entries this process handed to its publisher thread to delete:
+    waiting (``names``) and being deleted right now (``busy``)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.values: dict[tuple[str, str], str | None] = {}
+        self.names: set[tuple[str, str]] = set()
         self.busy: set[tuple[str, str]] = set()
-        self.wake: Callable[[], None] | None = None
-        self.pid = os.getpid()
-
-    def check_fork(self) -> None:
-        if self.pid != os.getpid():  # a forked child: its parent publishes these
-            self.__init__()  # type: ignore[misc]
 
 
-_held = _Held()
+_dropping = _Dropping()
+
+if hasattr(os, "register_at_fork"):  # a forked child's parent deletes those
+    os.register_at_fork(after_in_child=lambda: _dropping.__init__())  # type: ignore[misc]
 
 
-def hold(items: Iterable[tuple[str, str, str | None]], wake: Callable[[], None]) -> None:
-    """Hand entries to the publisher thread, which sets them (in order, a
-    later value of a name replacing an earlier one) when it next runs
-    :func:`publish_held`; ``wake`` makes it run. Until then this process
-    reads those names from the ledger."""
-    _held.check_fork()
-    with _held.lock:
-        for key, name, status in items:
-            _held.values.pop((key, name), None)
-            _held.values[(key, name)] = status
-        _held.wake = wake
-    wake()
+def _dropped_later(key: str, name: str) -> bool:
+    """Hand the entry of ``name`` to the runner's publisher thread to be
+    deleted; False (nothing handed over) where there is no such thread."""
+    try:
+        from .runners import get_runner
+
+        publisher = get_runner().background()
+    except Exception:  # a broken RUNNER is reported where the message is sent
+        return False
+    if publisher is None:
+        return False
+    drop_later([(key, name)], publisher.wake)
+    return True
+
+
+def drop_later(key_names: Iterable[tuple[str, str]], wake: Callable[[], None]) -> None:
+    """Have the publisher thread delete the entries of ``key_names`` (it
+    runs :func:`drop_held` when ``wake`` is called). Until it has, this
+    process reads those names from the ledger."""
+    with _dropping.lock:
+        _dropping.names.update(key_names)
+    try:
+        wake()
+    except Exception:  # no thread (none can be started): delete them here
+        drop_held()
 
 
 def holds(key: str, name: str) -> bool:
-    """Whether ``name``'s entry waits for the publisher thread (this process
-    then reads the ledger, not the cache)."""
-    if not (_held.values or _held.busy):
+    """Whether ``name``'s entry waits for the publisher thread to delete it
+    (this process then reads the ledger, not the cache)."""
+    if not (_dropping.names or _dropping.busy):
         return False
-    with _held.lock:
-        return (key, name) in _held.values or (key, name) in _held.busy
+    with _dropping.lock:
+        return (key, name) in _dropping.names or (key, name) in _dropping.busy
 
 
-def publish_held() -> None:
-    """Set the entries handed over so far (the publisher thread calls this
-    before each message it sends): one ``set_many`` per timeout."""
-    _held.check_fork()
-    with _held.lock:
-        taken, _held.values = _held.values, {}
-        _held.busy.update(taken)
+def drop_held() -> None:
+    """Delete the entries handed over so far, in one round trip (the
+    publisher thread calls this before each message it sends)."""
+    with _dropping.lock:
+        # busy first: a name is in one of the two sets at every moment.
+        _dropping.busy.update(_dropping.names)
+        taken, _dropping.names = _dropping.names, set()
     if not taken:
         return
     try:
-        _set_now((key, name, status) for (key, name), status in taken.items())
+        keys = [cache_key(key, name) for key, name in taken]
+        _safely("delete_many", lambda: _cache().delete_many(keys), None)
     finally:
-        with _held.lock:
-            _held.busy.difference_update(taken)
-
-
-def _after_held(
-    items: list[tuple[str, str, str | None]],
-) -> list[tuple[str, str, str | None]]:
-    """Of ``items``, those to set now; the others change names whose entry
-    is still held, so they are held too, to be set after it."""
-    _held.check_fork()
-    with _held.lock:
-        later = [i for i in items if (i[0], i[1]) in _held.values or (i[0], i[1]) in _held.busy]
-        wake = _held.wake
-    if later and wake is not None:
-        hold(later, wake)
-        return [i for i in items if i not in later]
-    return items
+        with _dropping.lock:
+            _dropping.busy.difference_update(taken)
 
 
 # -- reads -------------------------------------------------------------------

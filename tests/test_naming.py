@@ -45,3 +45,33 @@ def test_the_view_shares_the_storages_state(tmp_path: Path):
     storage.save("f.txt", ContentFile(b"x"))
     assert view.listdir("") == ([], ["f.txt"])
     assert isinstance(view, FileSystemStorage)
+
+
+class Frozen(FileSystemStorage):
+    """A storage whose settings are fixed once it is built."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._frozen = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if self.__dict__.get("_frozen"):
+            raise AttributeError(f"{type(self).__name__} is immutable ({name})")
+        super().__setattr__(name, value)
+
+
+def test_a_storage_that_refuses_new_attributes_still_names(tmp_path: Path):
+    frozen = Frozen(location=tmp_path)
+    name = with_taken(frozen, lambda name: name == "a.txt").get_available_name("a.txt")
+    assert name.startswith("a_")
+    assert "_storage_hooks_taken" not in frozen.__dict__
+
+
+def test_views_of_one_class_keep_their_own_taken(tmp_path: Path):
+    storage = FileSystemStorage(location=tmp_path)
+    first = with_taken(storage, lambda name: name == "a.txt")
+    second = with_taken(storage, lambda name: False)
+    assert type(first) is type(second)  # the class is made once
+    assert first.exists("a.txt")
+    assert not second.exists("a.txt")
+    assert not storage.exists("a.txt")

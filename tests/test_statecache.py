@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,25 +256,15 @@ def test_publish_many_now_writes_once_per_timeout(
     assert statecache.remembers_remote("k", "b")
 
 
-# -- new rows' entries, set by the publisher thread ----------------------------
+# -- new rows' stale entries, deleted by the publisher thread -----------------
 
 
 class HeldSink(Sink):
-    """The sends of a publisher thread, each recording what the cache held
-    for its names at that moment (``hold()`` keeps the thread busy)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[tuple[str, Any]] = []
-
-    def __call__(self, app: Any, key: str, names: list[str], queue: str) -> None:
-        super().__call__(app, key, names, queue)
-        cache = caches["default"]
-        self.sent += [(name, cache.get(statecache.cache_key(key, name))) for name in names]
+    """The sends of a publisher thread (``hold()`` keeps the thread busy)."""
 
 
 held_sink = HeldSink()
-held_publisher = Publisher(held_sink, lambda app: "the test's sink", statecache.publish_held)
+held_publisher = Publisher(held_sink, lambda app: "the test's sink", statecache.drop_held)
 
 
 class BackgroundRunner(Runner):
@@ -290,52 +281,69 @@ class BackgroundRunner(Runner):
 @pytest.fixture
 def background(settings: Any) -> Iterator[HeldSink]:
     settings.STORAGE_HOOKS = {"RUNNER": f"{__name__}.BackgroundRunner"}
-    held_sink.sent.clear()
+    held_sink.calls.clear()
     held_sink.release()
     yield held_sink
     held_sink.release()
     assert held_publisher.drain(10)
 
 
+def busy(sink: HeldSink) -> None:
+    """Keep the publisher thread busy with a send until ``sink.release()``."""
+    sink.hold()
+    held_publisher.submit(None, "other", ["first.txt"], "q")
+    assert sink.entered.wait(10)
+
+
 def cached(storage: QueuedStorage, name: str) -> Any:
     return caches["default"].get(statecache.cache_key(storage.key, name))
 
 
-def test_a_new_rows_entry_is_in_the_cache_before_its_message_leaves(
+def test_a_new_rows_stale_entry_is_deleted_by_the_publisher_thread(
     fs_storage: QueuedStorage, background: HeldSink
 ) -> None:
     statecache.fill(fs_storage.key, {"new.txt": statecache.UNKNOWN})  # asked before the save
-    background.hold()
-    held_publisher.submit(None, "other", ["first.txt"], "q")  # the thread is busy ...
-    assert background.entered.wait(10)
+    busy(background)
     with transaction.atomic():
         name = fs_storage.save("new.txt", ContentFile(b"x"))
-    # ... so the entry waits for it: still the old one, and this process
+    # The thread is busy, so the stale entry is still there; this process
     # reads the ledger meanwhile.
     assert cached(fs_storage, name) == statecache.UNKNOWN
     assert statecache.holds(fs_storage.key, name)
     assert fs_storage.status(name) == Status.QUEUED
     background.release()
     assert held_publisher.drain(10)
-    assert (name, str(Status.QUEUED)) in background.sent  # set before the send
-    assert cached(fs_storage, name) == Status.QUEUED
+    assert cached(fs_storage, name) is None
     assert not statecache.holds(fs_storage.key, name)
+    assert fs_storage.status(name) == Status.QUEUED  # from the ledger, and cached
+    assert cached(fs_storage, name) == Status.QUEUED
+    assert [names for _, _, names, _ in background.calls] == [["first.txt"], [name]]
 
 
-def test_a_change_made_here_while_the_new_entry_waits_is_published_after_it(
+def test_a_change_made_while_the_entry_waits_is_not_undone(
     fs_storage: QueuedStorage, background: HeldSink
 ) -> None:
-    background.hold()
-    held_publisher.submit(None, "other", ["first.txt"], "q")
-    assert background.entered.wait(10)
-    name = fs_storage.save("gone.txt", ContentFile(b"x"))  # its entry waits ...
-    fs_storage.delete(name)  # ... and the delete's change goes after it
+    busy(background)
+    name = fs_storage.save("gone.txt", ContentFile(b"x"))  # its stale entry waits ...
+    fs_storage.delete(name)  # ... and the delete publishes at once
     background.release()
     assert held_publisher.drain(10)
     statecache.clear_memory()
-    assert cached(fs_storage, name) == statecache.UNKNOWN
+    assert cached(fs_storage, name) in (None, statecache.UNKNOWN)
     assert fs_storage.status(name) is None
     assert not fs_storage.exists(name)
+
+
+def test_several_saves_of_one_transaction_are_all_sent_and_dropped(
+    fs_storage: QueuedStorage, background: HeldSink
+) -> None:
+    statecache.fill(fs_storage.key, {f"t{i}.txt": statecache.UNKNOWN for i in range(5)})
+    with transaction.atomic():
+        names = [fs_storage.save(f"t{i}.txt", ContentFile(b"x")) for i in range(5)]
+    assert held_publisher.drain(10)
+    sent = [name for _, _, group, _ in background.calls for name in group]
+    assert sorted(sent) == sorted(names)
+    assert {name: cached(fs_storage, name) for name in names} == dict.fromkeys(names)
 
 
 class InlineRunner(Runner):
@@ -355,3 +363,48 @@ def test_without_a_publisher_thread_the_entry_is_set_at_commit(
         assert cached(fs_storage, name) == statecache.UNKNOWN
     assert not statecache.holds(fs_storage.key, name)
     assert cached(fs_storage, name) == Status.QUEUED
+
+
+class BrokenRunner(InlineRunner):
+    """Its publisher thread cannot be reached."""
+
+    def background(self) -> Publisher:
+        raise RuntimeError("can't start new thread")
+
+
+def test_a_publisher_thread_out_of_reach_costs_the_save_nothing(
+    fs_storage: QueuedStorage, settings: Any, local_dir: Path
+) -> None:
+    """The entry is then set at commit, as without a thread; the file is in
+    place and recorded."""
+    settings.STORAGE_HOOKS = {"RUNNER": f"{__name__}.BrokenRunner"}
+    name = fs_storage.save("kept.txt", ContentFile(b"kept"))
+    assert (local_dir / name).read_bytes() == b"kept"
+    assert ledger.fresh_status(fs_storage.key, name) == Status.QUEUED
+    assert cached(fs_storage, name) == Status.QUEUED
+
+
+def _forked_holds(there: Any) -> None:
+    there.send((statecache.holds("k", "parent.txt"), statecache._dropping.names))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork")
+def test_a_forked_child_forgets_its_parents_entries_to_delete() -> None:
+    """Forked while the parent's thread holds the lock: the child neither
+    blocks on that lock nor takes the parent's names for its own."""
+    import multiprocessing
+
+    with statecache._dropping.lock:
+        statecache._dropping.names.add(("k", "parent.txt"))
+        context = multiprocessing.get_context("fork")
+        here, there = context.Pipe()
+        child = context.Process(target=_forked_holds, args=(there,))
+        child.start()
+    try:
+        assert here.poll(10), "the child blocked"
+        assert here.recv() == (False, set())
+        child.join(10)
+    finally:
+        statecache._dropping.names.discard(("k", "parent.txt"))
+        if child.is_alive():
+            child.kill()

@@ -142,4 +142,4 @@ def describe(app: Any) -> str:
 
 
 #: This process's publisher thread (``PUBLISH = "background"``).
-publisher = Publisher(send, describe, statecache.publish_held)
+publisher = Publisher(send, describe, statecache.drop_held)

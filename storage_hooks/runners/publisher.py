@@ -17,10 +17,10 @@ by Celery app, storage and queue, in messages of up to ``BATCH_SIZE`` names:
 a burst of saves from separate requests becomes batch messages, while a lone
 save finds the thread idle and is sent at once.
 
-The thread also sets the cache entries of the new rows (handed over with
-:func:`storage_hooks.statecache.hold`, then :meth:`Publisher.wake`), before
-any message it sends: a worker can only change a row after its message, so
-its change is always published after the new row's entry, never under it.
+The thread also deletes the stale cache entries of the names of new rows
+(handed over with :func:`storage_hooks.statecache.drop_later`, which calls
+:meth:`Publisher.wake`), so that the request does not wait for that round
+trip either.
 """
 
 from __future__ import annotations
@@ -57,11 +57,11 @@ class Publisher:
         self,
         send: Send,
         describe: Callable[[Any], str],
-        publish_held: Callable[[], None] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self._send = send
         self._describe = describe
-        self._publish_held = publish_held
+        self._before_send = before_send
         self._reset()
 
     def _reset(self) -> None:
@@ -85,8 +85,8 @@ class Publisher:
             self._changed.notify_all()
 
     def wake(self) -> None:
-        """Have the thread run ``publish_held`` (cache entries were handed
-        over), at once unless it is busy."""
+        """Have the thread run ``before_send`` (cache entries were handed
+        over to be deleted), at once unless it is busy."""
         if self._pid != os.getpid():
             self._reset()
         with self._lock:
@@ -105,9 +105,9 @@ class Publisher:
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every name handed over so far was sent (or its failure
         logged); False if ``timeout`` seconds passed first."""
+        if self._pid != os.getpid():
+            return True  # a forked child (whose copy of the lock may be held)
         with self._lock:
-            if self._pid != os.getpid():
-                return True
             return self._changed.wait_for(
                 lambda: not self._pending and not self._woken and not self._sending, timeout
             )
@@ -132,18 +132,17 @@ class Publisher:
                             self._lock.acquire()
                     taken, self._pending = self._pending, {}
                     self._last_send = time.monotonic()
-            # The entries of the new rows first, then their messages.
-            self._publish_held_logged()
+            self._before_send_logged()
             for (app, key, queue), names in taken.items():
                 self._send_logged(app, key, list(dict.fromkeys(names)), queue)
 
-    def _publish_held_logged(self) -> None:
-        if self._publish_held is None:
+    def _before_send_logged(self) -> None:
+        if self._before_send is None:
             return
         try:
-            self._publish_held()
+            self._before_send()
         except Exception:  # the cache is an accelerator; statecache logs its own errors
-            logger.exception("The publisher thread could not set the cache entries it held.")
+            logger.exception("The publisher thread could not delete the cache entries it held.")
 
     def _send_logged(self, app: Any, key: str, names: list[str], queue: str) -> None:
         try:
