@@ -483,7 +483,16 @@ def mark_remote_write_started(row: StoredFile) -> None:
     """Record, before the first byte is written, that the remote file under
     ``row.name`` is about to be ours: a later attempt may then replace it."""
     if not row.remote_write_started:
-        _attempt(row).update(remote_write_started=True)
+        # The statement of _attempt(row).update(...), written out: it runs
+        # once per file, and the ORM's compiling it cost more CPU than the
+        # round trip (a busy worker's threads share one GIL).
+        q = _Sql()
+        sql = (
+            f"UPDATE {q.table} SET {q.remote_write_started} = %s "
+            f"WHERE {q.pk} = %s AND {q.status} = %s AND {q.attempts} = %s"
+        )
+        with q.connection.cursor() as cursor:
+            cursor.execute(sql, [True, row.pk, Status.TRANSFERRING.value, row.attempts])
         row.remote_write_started = True
 
 

@@ -496,3 +496,26 @@ def test_claim_many_takes_the_free_rows_before_waiting_for_a_held_one(
     thread.join(10)
     assert [(r.name, r.status) for r in claimed] == [(n, Status.TRANSFERRING) for n in names]
     assert set(rows.values_list("status", flat=True)) == {Status.TRANSFERRING}
+
+
+def test_the_write_flag_is_set_only_for_the_attempt_still_claimed(
+    fs_storage: QueuedStorage,
+) -> None:
+    storage = queued(fs_storage, "a.txt", "b.txt", "c.txt")
+    a, b, c = ledger.claim_many(storage.key, ["a.txt", "b.txt", "c.txt"])
+    assert ledger.mark_failed(b, "failed", final=False)  # and claimed again:
+    again = ledger.claim(storage.key, "b.txt")
+    assert again is not None
+    assert ledger.requeue(storage.key, "c.txt", reset_attempts=False)  # re-queued
+    for claimed in (a, b, c):
+        ledger.mark_remote_write_started(claimed)
+        assert claimed.remote_write_started  # this attempt writes either way ...
+    flags = dict(
+        StoredFile.objects.filter(storage_key=storage.key).values_list(
+            "name", "remote_write_started"
+        )
+    )
+    # ... but only the row it still holds says so.
+    assert flags == {"a.txt": True, "b.txt": False, "c.txt": False}
+    ledger.mark_remote_write_started(again)
+    assert row(storage, "b.txt").remote_write_started is True
