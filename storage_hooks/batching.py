@@ -28,12 +28,14 @@ that claimed it.
 from __future__ import annotations
 
 import collections
+import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 
 from . import ledger
 from .conf import conf
@@ -128,18 +130,39 @@ def run_batch(key: str, names: list[str], threads: int | None = None) -> BatchRe
         batch.work()
         return result
 
-    def in_own_thread() -> None:
+    def in_pool_thread() -> None:
+        # This thread's connections, as Django treats a request's: kept for
+        # the next batch up to CONN_MAX_AGE (closed after each with the
+        # default 0), closed when broken.
+        close_old_connections()
         try:
             batch.work()
         finally:
-            connections.close_all()  # this thread's; the worker's own stay open
+            close_old_connections()
 
-    started = [threading.Thread(target=in_own_thread, daemon=True) for _ in range(count)]
-    for thread in started:
-        thread.start()
-    for thread in started:
-        thread.join()
+    for done in [_pool().submit(in_pool_thread) for _ in range(count)]:
+        done.result()
     return result
+
+
+#: Threads of this process that work on batches, kept between messages: a
+#: storage's per-thread clients (django-storages builds a boto3 resource in
+#: each thread that calls it) are built once, not for every message.
+#: Threads are added while every one is busy (batches of concurrent tasks),
+#: up to ``_POOL_MAX``.
+_POOL_MAX = 256
+_pools: list[ThreadPoolExecutor] = []
+_pools_lock = threading.Lock()
+
+if hasattr(os, "register_at_fork"):  # a forked child makes its own threads
+    os.register_at_fork(after_in_child=_pools.clear)
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _pools_lock:
+        if not _pools:
+            _pools.append(ThreadPoolExecutor(_POOL_MAX, thread_name_prefix="storage_hooks-batch"))
+        return _pools[0]
 
 
 class _Batch:

@@ -73,6 +73,7 @@ NUMBERS = (
     "STUCK_AFTER",
     "BATCH_SIZE",
     "BATCH_THREADS",
+    "MULTIPART_UPLOADS",
 )
 
 # -- settings ----------------------------------------------------------------

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE": None,
     "BATCH_SIZE": 50,
     "BATCH_THREADS": 8,
+    "MULTIPART_UPLOADS": 1,
     "PUBLISH": "background",
 }
 
@@ -228,6 +229,14 @@ class Settings:
         a thread of its own (I/O bound: the threads wait on S3 and the
         database). Default 8."""
         return self._get("BATCH_THREADS")
+
+    @property
+    def MULTIPART_UPLOADS(self) -> int:
+        """How many multipart uploads (big files) a worker process sends at
+        once; each already sends its parts in parallel. The other big files
+        of a batch wait for their turn (their small files do not). 0: no
+        limit. Default 1."""
+        return self._get("MULTIPART_UPLOADS")
 
     @property
     def PUBLISH(self) -> str:

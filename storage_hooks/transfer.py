@@ -11,9 +11,12 @@ many files per statement.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -313,7 +316,9 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
     except SuspiciousFileOperation as exc:
         raise FinalTransferError(str(exc)) from None
     with source:
-        if (row.remote_write_started or not skip_check) and remote.exists(name):
+        if (row.remote_write_started or not skip_check) and (
+            s3.exists(remote_s3, name) if remote_s3 is not None else remote.exists(name)
+        ):
             if _same_file(storage, row):
                 return Copy("readback", "")  # a copy that was finished but not recorded
             if not row.remote_write_started:
@@ -324,9 +329,10 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
                 )
             remote.delete(name)  # the unfinished copy of one of our earlier attempts
         ledger.mark_remote_write_started(row)
-        sent = _Sent(source, name, parts)
-        saved, write = _write(storage, row, sent, exclusive=exclusive, parts=parts)
-        sent_sha256 = sent.hexdigest()  # before the file closes
+        with _multipart_turn(parts is not None and parts.multipart):
+            sent = _Sent(source, name, parts)
+            saved, write = _write(storage, row, sent, exclusive=exclusive, parts=parts)
+            sent_sha256 = sent.hexdigest()  # before the file closes
     if saved is None:
         return Copy("readback", "")  # an identical copy by another writer was adopted
     if saved != name:
@@ -352,6 +358,32 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
         validated=validated,
     )
     return Copy(how, identity)
+
+
+#: (MULTIPART_UPLOADS, its semaphore): this process's turns for big files.
+_turns: list[tuple[int, threading.BoundedSemaphore]] = []
+_turns_lock = threading.Lock()
+
+if hasattr(os, "register_at_fork"):  # a forked child's uploads are its own
+    os.register_at_fork(after_in_child=_turns.clear)
+
+
+@contextmanager
+def _multipart_turn(multipart: bool) -> Iterator[None]:
+    """Wait for a turn to send a multipart upload (``MULTIPART_UPLOADS`` at
+    once in this process). The threads of a batch of big files would
+    otherwise all upload at once, each with its parts in memory, and slow
+    one another down on a small machine."""
+    count = int(conf.MULTIPART_UPLOADS or 0)
+    if not multipart or count <= 0:
+        yield
+        return
+    with _turns_lock:
+        if not _turns or _turns[0][0] != count:
+            _turns[:] = [(count, threading.BoundedSemaphore(count))]
+        turn = _turns[0][1]
+    with turn:
+        yield
 
 
 def _write(

@@ -10,6 +10,7 @@ otherwise.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from django.core.checks import run_checks
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
-from storage_hooks import Status, s3, signals
+from storage_hooks import Status, ledger, s3, signals
 from storage_hooks.exceptions import FinalTransferError, NameConflict
 from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
@@ -195,6 +196,91 @@ def test_a_file_that_may_go_multipart_keeps_the_existence_check(
     assert storage.status(big) == Status.FAILED
     assert remote_bytes(s3_endpoint, s3_bucket, "big.bin") == b"theirs"
     assert storage.status(small) == Status.REMOTE
+
+
+def test_the_existence_check_builds_no_client_in_the_asking_thread(remote: Any) -> None:
+    """django-storages' exists() builds a boto3 resource in each thread that
+    calls it; the transfer asks through the client writes share, with the
+    same answers."""
+    remote.save("there.txt", ContentFile(b"x"))
+    remote.bucket  # noqa: B018 (the shared client, built here as a worker's first write would)
+    found: dict[str, Any] = {}
+
+    def ask() -> None:
+        found["there"] = s3.exists(remote, "there.txt")
+        found["missing"] = s3.exists(remote, "missing.txt")
+        found["built here"] = getattr(remote._connections, "connection", None) is not None
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    thread.join()
+    assert found == {"there": True, "missing": False, "built here": False}
+    assert (remote.exists("there.txt"), remote.exists("missing.txt")) == (True, False)
+
+
+def test_a_storage_with_an_exists_of_its_own_is_asked_through_it(remote: Any) -> None:
+    class Answering(type(remote)):  # type: ignore[misc]
+        def exists(self, name: str) -> bool:
+            return name == "yes.txt"
+
+    answering = Answering(**services.s3_options(remote.endpoint_url, remote.bucket_name))
+    assert s3.exists(answering, "yes.txt") is True
+    assert s3.exists(answering, "no.txt") is False
+
+
+@pytest.mark.parametrize(("at_once", "most"), [(1, 1), (2, 2), (0, 3)])
+def test_a_worker_sends_multipart_uploads_in_turns(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter, at_once: int, most: int
+) -> None:
+    """MULTIPART_UPLOADS: the big files of a batch take turns (each keeps
+    its parts in memory while it goes); small files do not wait. 0: all at
+    once."""
+    from storage_hooks import batching
+
+    immediate(MULTIPART_UPLOADS=at_once)
+    remote = make_s3(s3_endpoint, s3_bucket)
+    remote.transfer_config = TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB
+    )
+    storage = QueuedStorage(
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("turns")
+    )
+    delayed = QueuedStorage(local=storage.local, remote=remote, delayed=True, key=storage.key)
+    names = [delayed.save(f"big{i}.bin", ContentFile(bytes([i]) * (6 * MIB))) for i in range(3)]
+    names.append(delayed.save("small.bin", ContentFile(b"s")))
+    for name in names:
+        assert ledger.requeue(storage.key, name, reset_attempts=False)
+    open_uploads: list[int] = [0, 0]
+    lock = threading.Lock()
+    overlapped = threading.Event()
+
+    def started(**kwargs: Any) -> None:
+        with lock:
+            open_uploads[0] += 1
+            open_uploads[1] = max(open_uploads)
+            if open_uploads[0] > 1:
+                overlapped.set()
+        if at_once != 1:
+            overlapped.wait(10)  # where two may go at once, they do
+
+    def completed(**kwargs: Any) -> None:
+        with lock:
+            open_uploads[0] -= 1
+
+    events = remote.bucket.meta.client.meta.events
+    events.register("before-call.s3.CreateMultipartUpload", started, unique_id="t-start")
+    events.register("after-call.s3.CompleteMultipartUpload", completed, unique_id="t-done")
+    try:
+        result = batching.run_batch(storage.key, names, threads=4)
+    finally:
+        events.unregister("before-call.s3.CreateMultipartUpload", unique_id="t-start")
+        events.unregister("after-call.s3.CompleteMultipartUpload", unique_id="t-done")
+    assert result.error is None
+    assert [outcome.kind for _, outcome in result.outcomes] == ["done"] * 4
+    assert open_uploads[1] <= most
+    assert (open_uploads[1] > 1) is (at_once != 1)
+    for i in range(3):
+        assert remote_bytes(s3_endpoint, s3_bucket, f"big{i}.bin") == bytes([i]) * (6 * MIB)
 
 
 def test_only_mode_sends_one_request_per_file(
