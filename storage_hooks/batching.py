@@ -28,19 +28,22 @@ that claimed it.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 
 from . import ledger
 from .conf import conf
 from .registry import get_storage
 from .transfer import Outcome, Proven, attempt, settle
+
+logger = logging.getLogger("storage_hooks")
 
 if TYPE_CHECKING:
     from .models import StoredFile
@@ -131,18 +134,44 @@ def run_batch(key: str, names: list[str], threads: int | None = None) -> BatchRe
         return result
 
     def in_pool_thread() -> None:
-        # This thread's connections, as Django treats a request's: kept for
-        # the next batch up to CONN_MAX_AGE (closed after each with the
-        # default 0), closed when broken.
-        close_old_connections()
+        _usable_connections()
         try:
             batch.work()
         finally:
-            close_old_connections()
+            _settle_connections()
 
-    for done in [_pool().submit(in_pool_thread) for _ in range(count)]:
-        done.result()
+    futures = [_pool().submit(in_pool_thread) for _ in range(count)]
+    wait(futures)  # every thread's share, whatever one of them raised
+    for done in futures:
+        if (raised := done.exception()) is not None and result.error is None:
+            result.error = raised
     return result
+
+
+def _usable_connections() -> None:
+    """Before a batch, in a kept thread: the thread's database connections
+    as a request would find them (closed past CONN_MAX_AGE), and any that
+    broke while the thread was idle (a server restart) replaced."""
+    close_old_connections()
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()
+
+
+def _settle_connections() -> None:
+    """After a batch: connections closed as after a request; one left in a
+    transaction (a receiver that entered ``atomic`` and never left) is
+    closed, so rolled back, and dropped: the next batch gets a new one."""
+    for connection in connections.all(initialized_only=True):
+        if connection.in_atomic_block:
+            logger.error(
+                "A batch thread's connection %r was left in a transaction (by a receiver or "
+                "hook); it is rolled back and closed.",
+                connection.alias,
+            )
+            connection.close()
+            del connections[connection.alias]
+    close_old_connections()
 
 
 #: Threads of this process that work on batches, kept between messages: a
@@ -154,8 +183,16 @@ _POOL_MAX = 256
 _pools: list[ThreadPoolExecutor] = []
 _pools_lock = threading.Lock()
 
-if hasattr(os, "register_at_fork"):  # a forked child makes its own threads
-    os.register_at_fork(after_in_child=_pools.clear)
+
+def _after_fork() -> None:
+    """A forked child makes its own threads (and its lock is free)."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _pool() -> ThreadPoolExecutor:

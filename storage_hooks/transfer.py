@@ -33,6 +33,7 @@ from .exceptions import (
     FinalTransferError,
     LocalFileMissing,
     NameConflict,
+    TransferError,
     VerificationError,
     failure_kind,
 )
@@ -315,7 +316,23 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
         ) from None
     except SuspiciousFileOperation as exc:
         raise FinalTransferError(str(exc)) from None
-    with source:
+    multipart = parts is not None and parts.multipart
+    with source, _multipart_turn(multipart) as waited:
+        # A big file waits for its turn before anything is checked or
+        # flagged; meanwhile its row may have gone to another attempt
+        # (re-queued after STUCK_AFTER) or its local copy been replaced.
+        if waited:
+            claimed = (row.size, row.checksum)
+            if not ledger.refresh(row):
+                raise FileDeleted(
+                    f"{name!r} was deleted or taken by another attempt while it waited for "
+                    "its turn (MULTIPART_UPLOADS)."
+                )
+            if (row.size, row.checksum) != claimed:
+                raise TransferError(
+                    f"The local copy of {name!r} was replaced while it waited for its turn; "
+                    "it is sent again."
+                )
         if (row.remote_write_started or not skip_check) and (
             s3.exists(remote_s3, name) if remote_s3 is not None else remote.exists(name)
         ):
@@ -329,10 +346,9 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
                 )
             remote.delete(name)  # the unfinished copy of one of our earlier attempts
         ledger.mark_remote_write_started(row)
-        with _multipart_turn(parts is not None and parts.multipart):
-            sent = _Sent(source, name, parts)
-            saved, write = _write(storage, row, sent, exclusive=exclusive, parts=parts)
-            sent_sha256 = sent.hexdigest()  # before the file closes
+        sent = _Sent(source, name, parts)
+        saved, write = _write(storage, row, sent, exclusive=exclusive, parts=parts)
+        sent_sha256 = sent.hexdigest()  # before the file closes
     if saved is None:
         return Copy("readback", "")  # an identical copy by another writer was adopted
     if saved != name:
@@ -364,26 +380,34 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
 _turns: list[tuple[int, threading.BoundedSemaphore]] = []
 _turns_lock = threading.Lock()
 
-if hasattr(os, "register_at_fork"):  # a forked child's uploads are its own
-    os.register_at_fork(after_in_child=_turns.clear)
+
+def _after_fork() -> None:
+    """A forked child's uploads are its own (and its locks free)."""
+    global _turns_lock
+    _turns.clear()
+    _turns_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 @contextmanager
-def _multipart_turn(multipart: bool) -> Iterator[None]:
+def _multipart_turn(multipart: bool) -> Iterator[bool]:
     """Wait for a turn to send a multipart upload (``MULTIPART_UPLOADS`` at
-    once in this process). The threads of a batch of big files would
-    otherwise all upload at once, each with its parts in memory, and slow
-    one another down on a small machine."""
+    once in this process); yields whether it waited for one. The threads of
+    a batch of big files would otherwise all upload at once, each with its
+    parts in memory, and slow one another down on a small machine."""
     count = int(conf.MULTIPART_UPLOADS or 0)
     if not multipart or count <= 0:
-        yield
+        yield False
         return
     with _turns_lock:
         if not _turns or _turns[0][0] != count:
             _turns[:] = [(count, threading.BoundedSemaphore(count))]
         turn = _turns[0][1]
     with turn:
-        yield
+        yield True
 
 
 def _write(

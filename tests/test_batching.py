@@ -488,6 +488,25 @@ def test_an_unexpected_error_does_not_stop_the_rest_of_the_batch(
         assert result.error is broken
 
 
+def test_a_thread_that_dies_of_a_base_exception_leaves_the_others_their_files(
+    monkeypatch: pytest.MonkeyPatch, claims_anything: str
+) -> None:
+    """SystemExit out of a hook ends one thread's share; the other threads
+    go on and run_batch reports it once they are done."""
+    stop = SystemExit("a hook called sys.exit()")
+
+    def attempt(storage: QueuedStorage, row: StoredFile) -> Outcome:
+        if row.name == "b":
+            raise stop
+        threading.Event().wait(0.05)  # (the other thread takes what is left)
+        return Outcome("done")
+
+    monkeypatch.setattr(batching, "attempt", attempt)
+    result = batching.run_batch(claims_anything, ["a", "b", "c", "d"], threads=2)
+    assert result.error is stop
+    assert sorted(name for name, _ in result.outcomes) == ["a", "c", "d"]
+
+
 def test_a_lone_copy_is_recorded_at_once_and_those_proven_meanwhile_together(
     monkeypatch: pytest.MonkeyPatch, claims_anything: str
 ) -> None:
@@ -621,3 +640,94 @@ def test_each_file_of_a_threaded_batch_has_its_own_signals_and_hooks(
         assert pg_storage.status(name) == Status.REMOTE
         assert (remote_dir / name).read_bytes() == name.encode() * 100
         assert not (local_dir / name).exists()
+
+
+@pytest.fixture
+def own_pool() -> Iterator[None]:
+    """Batch threads of this test alone: a batch of N files then runs on
+    the N threads the one before it made."""
+    kept = list(batching._pools)
+    batching._pools.clear()
+    try:
+        yield
+    finally:
+        from concurrent.futures import wait
+
+        from django.db import connections
+
+        for pool in batching._pools:
+            # Each thread closes what it kept (held at a barrier, no thread
+            # takes two), then they end.
+            count = len(pool._threads)
+            everyone = threading.Barrier(count, timeout=10)
+
+            def close(everyone: threading.Barrier) -> None:
+                connections.close_all()
+                everyone.wait()
+
+            wait([pool.submit(close, everyone) for _ in range(count)])
+            pool.shutdown(wait=True)
+        batching._pools[:] = kept
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_a_kept_threads_connection_broken_while_idle_is_replaced(
+    pg_ledger: str, local_dir: Path, remote_dir: Path, ops_pg: str, own_pool: None
+) -> None:
+    """With CONN_MAX_AGE the batch threads keep their connections between
+    messages; a server that dropped them meanwhile (a restart, a failover)
+    costs the next message nothing."""
+    import psycopg
+    from django.db import connections
+
+    pg_storage = fs_pair(local_dir, remote_dir, hooks=[])
+    config = connections.settings["ops_pg"]
+    config["CONN_MAX_AGE"] = 600
+    try:
+        with transaction.atomic(using="ops_pg"):
+            first = [save(pg_storage, f"k/1-{i}.txt") for i in range(4)]
+        assert batching.run_batch(pg_storage.key, first, threads=4).unreachable == []
+        with psycopg.connect(ops_pg, autocommit=True) as admin:
+            dropped = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND pid <> %s",
+                [connections["ops_pg"].connection.info.backend_pid],
+            ).fetchall()
+        assert dropped  # the batch threads' connections were still open
+        with transaction.atomic(using="ops_pg"):
+            second = [save(pg_storage, f"k/2-{i}.txt") for i in range(4)]
+        result = batching.run_batch(pg_storage.key, second, threads=4)
+        assert result.unreachable == []
+        assert sorted(n for n, o in result.outcomes if o.kind == "done") == sorted(second)
+    finally:
+        config["CONN_MAX_AGE"] = 0
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_a_transaction_a_receiver_left_open_is_not_carried_to_the_next_batch(
+    pg_ledger: str,
+    local_dir: Path,
+    remote_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    own_pool: None,
+) -> None:
+    pg_storage = fs_pair(local_dir, remote_dir, hooks=[])
+
+    def leaves_it_open(sender: Any, **kwargs: Any) -> None:
+        transaction.atomic(using="ops_pg").__enter__()  # a bug: never left
+
+    with transaction.atomic(using="ops_pg"):
+        first = [save(pg_storage, f"open/1-{i}.txt") for i in range(2)]
+    signals.transfer_started.connect(leaves_it_open, sender=pg_storage)
+    try:
+        batching.run_batch(pg_storage.key, first, threads=2)
+    finally:
+        signals.transfer_started.disconnect(leaves_it_open, sender=pg_storage)
+    assert "left in a transaction" in caplog.text
+    with transaction.atomic(using="ops_pg"):
+        second = [save(pg_storage, f"open/2-{i}.txt") for i in range(2)]
+    result = batching.run_batch(pg_storage.key, second, threads=2)
+    assert result.error is None
+    assert result.unreachable == []
+    assert sorted(n for n, o in result.outcomes if o.kind == "done") == sorted(second)

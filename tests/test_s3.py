@@ -228,28 +228,45 @@ def test_a_storage_with_an_exists_of_its_own_is_asked_through_it(remote: Any) ->
     assert s3.exists(answering, "no.txt") is False
 
 
-@pytest.mark.parametrize(("at_once", "most"), [(1, 1), (2, 2), (0, 3)])
-def test_a_worker_sends_multipart_uploads_in_turns(
-    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter, at_once: int, most: int
-) -> None:
-    """MULTIPART_UPLOADS: the big files of a batch take turns (each keeps
-    its parts in memory while it goes); small files do not wait. 0: all at
-    once."""
-    from storage_hooks import batching
-
-    immediate(MULTIPART_UPLOADS=at_once)
-    remote = make_s3(s3_endpoint, s3_bucket)
+def queued_on_5mib_parts(
+    local_dir: Path, endpoint: str, bucket: str, files: dict[str, bytes]
+) -> tuple[Any, QueuedStorage, list[str]]:
+    """A storage whose remote uploads from 5 MiB in 5 MiB parts, with
+    ``files`` saved and QUEUED (no message sent): the remote, the storage
+    and the names."""
+    remote = make_s3(endpoint, bucket)
     remote.transfer_config = TransferConfig(
         multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB
     )
     storage = QueuedStorage(
-        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("turns")
+        local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("parts")
     )
     delayed = QueuedStorage(local=storage.local, remote=remote, delayed=True, key=storage.key)
-    names = [delayed.save(f"big{i}.bin", ContentFile(bytes([i]) * (6 * MIB))) for i in range(3)]
-    names.append(delayed.save("small.bin", ContentFile(b"s")))
+    names = [delayed.save(name, ContentFile(data)) for name, data in files.items()]
     for name in names:
         assert ledger.requeue(storage.key, name, reset_attempts=False)
+    return remote, storage, names
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+@pytest.mark.parametrize(("at_once", "most"), [(1, 1), (2, 2), (0, 3)])
+def test_a_worker_sends_multipart_uploads_in_turns(
+    local_dir: Path,
+    s3_endpoint: str,
+    s3_bucket: str,
+    immediate: Setter,
+    ops_pg: str,
+    at_once: int,
+    most: int,
+) -> None:
+    """MULTIPART_UPLOADS: the big files of a batch take turns (each keeps
+    its parts in memory while it goes); small files do not wait. 0: all at
+    once. (On PostgreSQL: the batch's threads write at once.)"""
+    from storage_hooks import batching
+
+    immediate(MULTIPART_UPLOADS=at_once, DATABASE="ops_pg")
+    files = {f"big{i}.bin": bytes([i]) * (6 * MIB) for i in range(3)} | {"small.bin": b"s"}
+    remote, storage, names = queued_on_5mib_parts(local_dir, s3_endpoint, s3_bucket, files)
     open_uploads: list[int] = [0, 0]
     lock = threading.Lock()
     overlapped = threading.Event()
@@ -281,6 +298,42 @@ def test_a_worker_sends_multipart_uploads_in_turns(
     assert (open_uploads[1] > 1) is (at_once != 1)
     for i in range(3):
         assert remote_bytes(s3_endpoint, s3_bucket, f"big{i}.bin") == bytes([i]) * (6 * MIB)
+
+
+def test_a_big_file_whose_row_moved_on_while_it_waited_sends_nothing(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter
+) -> None:
+    """A big file waits for its turn (MULTIPART_UPLOADS) before it checks,
+    flags or writes anything; if its row went to another attempt meanwhile
+    (re-queued after STUCK_AFTER and claimed again), it stops there."""
+    from storage_hooks import transfer
+
+    immediate(MULTIPART_UPLOADS=1)
+    files = {"waits.bin": b"w" * (6 * MIB)}
+    remote, storage, (name,) = queued_on_5mib_parts(local_dir, s3_endpoint, s3_bucket, files)
+    first = ledger.claim(storage.key, name)
+    assert first is not None
+    s3.probe(remote)  # (what the server honours: learnt once, before)
+    outcome: list[Any] = []
+    with requests_of(remote) as sent:
+        with transfer._multipart_turn(True):  # another upload has the turn
+            waiting = threading.Thread(
+                target=lambda: outcome.append(transfer.attempt(storage, first))
+            )
+            waiting.start()
+            turn = transfer._turns[0][1]
+            for _ in range(500):  # until it waits for the turn
+                if turn._cond._waiters:  # type: ignore[attr-defined]
+                    break
+                threading.Event().wait(0.01)
+            assert ledger.mark_failed(first, "stuck", final=False)  # retry re-queued it
+            assert ledger.claim(storage.key, name) is not None  # another attempt has it
+        waiting.join(10)
+    (result,) = outcome
+    assert result.kind == "skipped"
+    assert sent == []
+    assert row(storage, name).remote_write_started is False
+    assert not remote.exists(name)
 
 
 def test_only_mode_sends_one_request_per_file(
