@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -442,7 +443,7 @@ def test_a_batch_of_one_thread_runs_in_the_workers_own_thread(
 
 
 def test_the_threads_of_a_batch_are_kept_for_the_next_message(
-    monkeypatch: pytest.MonkeyPatch, claims_anything: str
+    monkeypatch: pytest.MonkeyPatch, claims_anything: str, own_pool: None
 ) -> None:
     """A worker's batch threads outlive the message: what a storage builds
     per thread (django-storages' boto3 resource, ~50 ms of CPU) is built
@@ -724,10 +725,39 @@ def test_a_transaction_a_receiver_left_open_is_not_carried_to_the_next_batch(
         batching.run_batch(pg_storage.key, first, threads=2)
     finally:
         signals.transfer_started.disconnect(leaves_it_open, sender=pg_storage)
-    assert "left in a transaction" in caplog.text
+    assert "left in a transaction (by a receiver or hook); it is rolled back and closed" in (
+        caplog.text
+    )
     with transaction.atomic(using="ops_pg"):
         second = [save(pg_storage, f"open/2-{i}.txt") for i in range(2)]
     result = batching.run_batch(pg_storage.key, second, threads=2)
     assert result.error is None
     assert result.unreachable == []
     assert sorted(n for n, o in result.outcomes if o.kind == "done") == sorted(second)
+
+
+def _forked_pool(there: Any) -> None:
+    pool = batching._pool()
+    there.send((pool.submit(lambda: 6 * 7).result(10), len(batching._pools)))
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="fork")
+def test_a_forked_child_makes_its_own_batch_threads() -> None:
+    """Forked while the parent's pool lock is held (a batch starting): the
+    child neither blocks on it nor uses the parent's threads (which it does
+    not have)."""
+    import multiprocessing
+
+    batching._pool()  # the parent's threads
+    with batching._pools_lock:
+        context = multiprocessing.get_context("fork")
+        here, there = context.Pipe()
+        child = context.Process(target=_forked_pool, args=(there,))
+        child.start()
+    try:
+        assert here.poll(10), "the child blocked"
+        assert here.recv() == (42, 1)
+        child.join(10)
+    finally:
+        if child.is_alive():
+            child.kill()

@@ -385,7 +385,9 @@ def test_a_publisher_thread_out_of_reach_costs_the_save_nothing(
 
 
 def _forked_holds(there: Any) -> None:
-    there.send((statecache.holds("k", "parent.txt"), statecache._dropping.names))
+    parents = (statecache.holds("k", "parent.txt"), set(statecache._dropping.names))
+    statecache.drop_later([("k", "child.txt")], lambda: None)  # its own, on its own lock
+    there.send((*parents, statecache.holds("k", "child.txt")))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fork")
@@ -402,7 +404,7 @@ def test_a_forked_child_forgets_its_parents_entries_to_delete() -> None:
         child.start()
     try:
         assert here.poll(10), "the child blocked"
-        assert here.recv() == (False, set())
+        assert here.recv() == (False, set(), True)
         child.join(10)
     finally:
         statecache._dropping.names.discard(("k", "parent.txt"))
