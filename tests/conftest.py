@@ -168,3 +168,23 @@ def close_thread_connections() -> None:
     """Close the connections the current (test-made) thread opened."""
     for connection in connections.all(initialized_only=True):
         really_close(connection)
+
+
+def forked_child_sends(target: Any, holding: Any) -> Any:
+    """What ``target(pipe)`` sends from a child forked while the lock
+    ``holding`` is held by this process (as another thread may hold it when
+    a server forks): a child that blocks on the copy of that lock fails."""
+    import multiprocessing
+
+    with holding:
+        context = multiprocessing.get_context("fork")
+        here, there = context.Pipe()
+        child = context.Process(target=target, args=(there,))
+        child.start()
+    try:
+        assert here.poll(10), "the child blocked"
+        return here.recv()
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()

@@ -31,7 +31,7 @@ from storage_hooks.runners import Runner
 from storage_hooks.storage import QueuedStorage
 from storage_hooks.transfer import Copy, Outcome, Proven
 
-from .conftest import close_thread_connections, unique_key
+from .conftest import close_thread_connections, forked_child_sends, unique_key
 from .testapp.storages import recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -746,18 +746,5 @@ def test_a_forked_child_makes_its_own_batch_threads() -> None:
     """Forked while the parent's pool lock is held (a batch starting): the
     child neither blocks on it nor uses the parent's threads (which it does
     not have)."""
-    import multiprocessing
-
     batching._pool()  # the parent's threads
-    with batching._pools_lock:
-        context = multiprocessing.get_context("fork")
-        here, there = context.Pipe()
-        child = context.Process(target=_forked_pool, args=(there,))
-        child.start()
-    try:
-        assert here.poll(10), "the child blocked"
-        assert here.recv() == (42, 1)
-        child.join(10)
-    finally:
-        if child.is_alive():
-            child.kill()
+    assert forked_child_sends(_forked_pool, batching._pools_lock) == (42, 1)
