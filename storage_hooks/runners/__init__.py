@@ -52,8 +52,9 @@ class Runner(ABC):
     def background(self) -> Any:
         """The publisher thread that sends this runner's messages after the
         request (a :class:`~storage_hooks.runners.publisher.Publisher`), or
-        None when they are sent before ``enqueue`` returns. New rows' cache
-        entries are handed to it, to be set before their messages."""
+        None when they are sent before ``enqueue`` returns. The stale cache
+        entries of new rows' names are handed to it, to be deleted off the
+        request (:func:`storage_hooks.statecache.drop_later`)."""
         return None
 
     def check(self) -> list[str]:
