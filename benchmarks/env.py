@@ -101,6 +101,17 @@ def s3_client(endpoint: str, pool: int = 10) -> Any:
     )
 
 
+def empty_prefix(endpoint: str, bucket: str, prefix: str) -> None:
+    """Delete every object under ``prefix``: moto keeps objects in memory and
+    slows down as it holds more, so each measurement starts from the same
+    server state, not after the previous one's bytes."""
+    client = s3_client(endpoint)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
 @contextlib.contextmanager
 def postgres_database(name: str) -> Iterator[str]:
     """A PostgreSQL database of our own, created fresh and dropped after."""

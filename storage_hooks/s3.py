@@ -415,6 +415,9 @@ class Capabilities:
     validates_checksums: bool
     #: A ``PutObject`` with ``If-None-Match: *`` on an existing key is refused.
     honours_if_none_match: bool
+    #: So is a ``CompleteMultipartUpload`` with it (not by Ceph's radosgw 16,
+    #: which honours it on ``PutObject`` only).
+    honours_if_none_match_multipart: bool = False
 
 
 _capabilities: dict[tuple[str, str], Capabilities] = {}
@@ -451,10 +454,48 @@ def probe(storage: Any) -> Capabilities:
                 raise
         else:
             honours = False
+        multipart = honours and _refuses_multipart_over(s3_client, bucket, key)
     finally:
         s3_client.delete_object(Bucket=bucket, Key=key)
-    found = _capabilities[cache_key] = Capabilities(validates, honours)
+    found = _capabilities[cache_key] = Capabilities(validates, honours, multipart)
     return found
+
+
+def _refuses_multipart_over(s3_client: Any, bucket: str, key: str) -> bool:
+    """Whether the server refuses to complete a multipart upload (of one
+    small part) over the existing ``key`` when told ``If-None-Match: *``.
+    Any other answer than that refusal counts as not honoured: a big file
+    then keeps its existence check."""
+    upload_id = s3_client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    try:
+        part = s3_client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"probe"
+        )
+        s3_client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+            IfNoneMatch="*",
+        )
+    except Exception as exc:
+        if name_taken(exc):
+            _abort_quietly(s3_client, bucket, key, upload_id)
+            return True
+        _abort_quietly(s3_client, bucket, key, upload_id)
+        if not_supported(exc) or http_status(exc) == 400:
+            return False
+        raise
+    return False  # completed over the object: the condition was ignored
+
+
+def _abort_quietly(s3_client: Any, bucket: str, key: str, upload_id: str) -> None:
+    """Abort an upload that may be finished or gone already."""
+    try:
+        s3_client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except Exception as exc:
+        if not is_missing(exc) and error_code(exc) != "NoSuchUpload":
+            raise
 
 
 def forget_capabilities() -> None:

@@ -299,11 +299,13 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
     validated = False
     if exclusive and conf.CONDITIONAL_WRITES is True:
         capabilities = s3.probe(remote_s3)
-        # The probe tries PutObject; a server may ignore the condition on
-        # CompleteMultipartUpload (Ceph's radosgw 16 does), so an upload
-        # that may go multipart keeps the existence check.
+        # A server may honour the condition on PutObject but not on
+        # CompleteMultipartUpload (Ceph's radosgw 16): there an upload that
+        # may go multipart keeps the existence check.
         single = parts is not None and not parts.multipart
-        skip_check = capabilities.honours_if_none_match and single
+        skip_check = capabilities.honours_if_none_match and (
+            single or capabilities.honours_if_none_match_multipart
+        )
         validated = capabilities.validates_checksums
     else:
         skip_check = exclusive and conf.CONDITIONAL_WRITES == "only"
@@ -406,8 +408,13 @@ def _multipart_turn(multipart: bool) -> Iterator[bool]:
         if not _turns or _turns[0][0] != count:
             _turns[:] = [(count, threading.BoundedSemaphore(count))]
         turn = _turns[0][1]
-    with turn:
-        yield True
+    waited = not turn.acquire(blocking=False)
+    if waited:
+        turn.acquire()
+    try:
+        yield waited
+    finally:
+        turn.release()
 
 
 def _write(

@@ -172,12 +172,8 @@ def test_a_multipart_upload_is_refused_at_completion(
     assert (local_dir / name).stat().st_size == len(data)
 
 
-def test_a_file_that_may_go_multipart_keeps_the_existence_check(
-    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter
-) -> None:
-    """The probe tries the condition on PutObject only, and a server may
-    ignore it on CompleteMultipartUpload (Ceph's radosgw 16 does: see
-    tests/integration/test_servers.py), so a big file is checked first."""
+def big_and_small(local_dir: Path, s3_endpoint: str, s3_bucket: str) -> tuple[Any, QueuedStorage]:
+    """A remote whose uploads go multipart from 5 MiB, and its storage."""
     remote = make_s3(s3_endpoint, s3_bucket)
     remote.transfer_config = TransferConfig(
         multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB
@@ -185,11 +181,49 @@ def test_a_file_that_may_go_multipart_keeps_the_existence_check(
     storage = QueuedStorage(
         local=FileSystemStorage(location=local_dir), remote=remote, key=unique_key("cw")
     )
-    assert s3.probe(remote).honours_if_none_match
-    remote.save("big.bin", ContentFile(b"theirs"))
+    return remote, storage
+
+
+def test_where_the_completion_honours_the_condition_a_big_file_is_not_checked_first(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter
+) -> None:
+    """moto refuses CompleteMultipartUpload over an existing key when told
+    If-None-Match, and the probe finds that: a big file is its own
+    existence check, as a small one is."""
+    remote, storage = big_and_small(local_dir, s3_endpoint, s3_bucket)
+    s3.forget_capabilities()
+    assert s3.probe(remote).honours_if_none_match_multipart
     with requests_of(remote) as sent:
         big = storage.save("big.bin", ContentFile(b"m" * (6 * MIB)))
-        small = storage.save("small.bin", ContentFile(b"s"))
+    assert sent == [
+        "CreateMultipartUpload",
+        "UploadPart",
+        "UploadPart",
+        "CompleteMultipartUpload",
+    ]
+    assert storage.status(big) == Status.REMOTE
+    assert remote_bytes(s3_endpoint, s3_bucket, big) == b"m" * (6 * MIB)
+
+
+def test_where_the_completion_ignores_the_condition_a_big_file_is_checked_first(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter
+) -> None:
+    """The probe completes a multipart upload over its own object: where
+    that is not refused, a file that may go multipart keeps the existence
+    check, and a small one still goes alone."""
+    remote, storage = big_and_small(local_dir, s3_endpoint, s3_bucket)
+    s3.forget_capabilities()
+    try:
+        with ignoring_if_none_match(remote, "CompleteMultipartUpload"):
+            found = s3.probe(remote)
+            assert found.honours_if_none_match
+            assert not found.honours_if_none_match_multipart
+            remote.save("big.bin", ContentFile(b"theirs"))
+            with requests_of(remote) as sent:
+                big = storage.save("big.bin", ContentFile(b"m" * (6 * MIB)))
+                small = storage.save("small.bin", ContentFile(b"s"))
+    finally:
+        s3.forget_capabilities()
     # The big file: the check, then the size of what is there (not ours);
     # the small one: its conditional write alone.
     assert sent == ["HeadObject", "HeadObject", "PutObject"]
@@ -267,6 +301,7 @@ def test_a_worker_sends_multipart_uploads_in_turns(
     immediate(MULTIPART_UPLOADS=at_once, DATABASE="ops_pg")
     files = {f"big{i}.bin": bytes([i]) * (6 * MIB) for i in range(3)} | {"small.bin": b"s"}
     remote, storage, names = queued_on_5mib_parts(local_dir, s3_endpoint, s3_bucket, files)
+    s3.probe(remote)  # (its own multipart upload is not one of the batch's)
     open_uploads: list[int] = [0, 0]
     lock = threading.Lock()
     overlapped = threading.Event()
@@ -298,6 +333,30 @@ def test_a_worker_sends_multipart_uploads_in_turns(
     assert (open_uploads[1] > 1) is (at_once != 1)
     for i in range(3):
         assert remote_bytes(s3_endpoint, s3_bucket, f"big{i}.bin") == bytes([i]) * (6 * MIB)
+
+
+def test_a_free_turn_is_not_a_wait(immediate: Setter) -> None:
+    """Only a big file that really waited for its turn reads its row again
+    (the row cannot have moved on while nothing was waited for)."""
+    from storage_hooks import transfer
+
+    immediate(MULTIPART_UPLOADS=1)
+    with transfer._multipart_turn(True) as waited:
+        assert waited is False
+        seen: list[bool] = []
+
+        def second() -> None:
+            with transfer._multipart_turn(True) as waited_too:
+                seen.append(waited_too)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.2)
+        assert thread.is_alive()  # it waits while the turn is taken
+    thread.join(10)
+    assert seen == [True]
+    with transfer._multipart_turn(False) as waited:
+        assert waited is False  # a single upload takes no turn
 
 
 def test_a_big_file_whose_row_moved_on_while_it_waited_sends_nothing(
@@ -354,7 +413,11 @@ def test_by_default_a_server_that_honours_the_condition_gets_one_request_per_fil
 ) -> None:
     s3.forget_capabilities()
     found = s3.probe(remote)  # once per process and bucket
-    assert found == s3.Capabilities(validates_checksums=False, honours_if_none_match=True)
+    assert found == s3.Capabilities(
+        validates_checksums=False,
+        honours_if_none_match=True,
+        honours_if_none_match_multipart=True,
+    )
     with requests_of(remote) as sent:
         for i in range(3):
             storage.save(f"{i}.txt", ContentFile(b"one"))
@@ -364,22 +427,29 @@ def test_by_default_a_server_that_honours_the_condition_gets_one_request_per_fil
         .list_objects_v2(Bucket=remote.bucket_name, Prefix=".storage_hooks-probe")
         .get("KeyCount")
     )
+    assert not (  # nor an unfinished upload of it
+        services.s3_client(remote.endpoint_url)
+        .list_multipart_uploads(Bucket=remote.bucket_name, Prefix=".storage_hooks-probe")
+        .get("Uploads")
+    )
 
 
 @contextmanager
-def ignoring_if_none_match(remote: Any) -> Iterator[None]:
-    """The client drops If-None-Match before sending, as if the server
-    ignored it (npm's s3rver does): only the probe can tell."""
+def ignoring_if_none_match(remote: Any, operation: str = "PutObject") -> Iterator[None]:
+    """The client drops If-None-Match from ``operation`` before sending, as
+    a server that ignores it there would (npm's s3rver on every write; Ceph's
+    radosgw 16 on CompleteMultipartUpload: see
+    tests/integration/test_servers.py): only the probe can tell."""
 
     def drop(request: Any, **kwargs: Any) -> None:
         request.headers.pop("If-None-Match", None)
 
     events = remote.bucket.meta.client.meta.events
-    events.register("before-send.s3.PutObject", drop, unique_id="test-drop")
+    events.register(f"before-send.s3.{operation}", drop, unique_id="test-drop")
     try:
         yield
     finally:
-        events.unregister("before-send.s3.PutObject", unique_id="test-drop")
+        events.unregister(f"before-send.s3.{operation}", unique_id="test-drop")
 
 
 def test_a_server_that_ignores_the_condition_keeps_the_existence_check(
