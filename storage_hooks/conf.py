@@ -234,8 +234,9 @@ class Settings:
     def MULTIPART_UPLOADS(self) -> int:
         """How many multipart uploads (big files) a worker process sends at
         once; each already sends its parts in parallel. The other big files
-        of a batch wait for their turn (their small files do not). 0: no
-        limit. Default 1."""
+        of a batch wait for their turn (their small files do not), which
+        passes on once an upload's last part is sent. 0: no limit. Default
+        1."""
         return self._get("MULTIPART_UPLOADS")
 
     @property

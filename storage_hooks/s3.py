@@ -28,7 +28,7 @@ import hashlib
 import mimetypes
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -202,6 +202,9 @@ class Write:
     checksum_sha256: str | None
     etag: str = ""
     conditioned: bool = False
+    #: Called as a multipart upload is about to be completed: every part
+    #: has been sent, none is held in memory any more.
+    parts_sent: Callable[[], None] | None = None
 
 
 _writes: dict[tuple[str, str], Write] = {}
@@ -220,6 +223,8 @@ def _before(params: dict[str, Any], model: Any, context: dict[str, Any], **kwarg
         current.conditioned = True
     if current.checksum_sha256 and model.name == "PutObject":
         params["ChecksumSHA256"] = current.checksum_sha256
+    if current.parts_sent is not None and model.name == "CompleteMultipartUpload":
+        current.parts_sent()
 
 
 def _after(parsed: dict[str, Any], model: Any, context: dict[str, Any], **kwargs: Any) -> None:
@@ -250,10 +255,18 @@ def _install(s3_client: Any) -> None:
 
 
 @contextmanager
-def write(storage: Any, name: str, *, exclusive: bool, sha256_hex: str | None) -> Iterator[Write]:
+def write(
+    storage: Any,
+    name: str,
+    *,
+    exclusive: bool,
+    sha256_hex: str | None,
+    parts_sent: Callable[[], None] | None = None,
+) -> Iterator[Write]:
     """Within the block, the object ``storage`` creates for ``name`` is
     created only if its key is free (``exclusive``) and, in one request,
-    carries the SHA-256 (``sha256_hex``) for the server to check."""
+    carries the SHA-256 (``sha256_hex``) for the server to check.
+    ``parts_sent`` is called when a multipart upload of it is completed."""
     s3_client = client(storage)
     _install(s3_client)
     checksum = None
@@ -263,6 +276,7 @@ def write(storage: Any, name: str, *, exclusive: bool, sha256_hex: str | None) -
         target=(storage.bucket_name, object_key(storage, name)),
         if_none_match=exclusive,
         checksum_sha256=checksum,
+        parts_sent=parts_sent,
     )
     with _lock:
         _writes[token.target] = token

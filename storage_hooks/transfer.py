@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -319,11 +319,11 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
     except SuspiciousFileOperation as exc:
         raise FinalTransferError(str(exc)) from None
     multipart = parts is not None and parts.multipart
-    with source, _multipart_turn(multipart) as waited:
+    with source, _multipart_turn(multipart) as turn:
         # A big file waits for its turn before anything is checked or
         # flagged; meanwhile its row may have gone to another attempt
         # (re-queued after STUCK_AFTER) or its local copy been replaced.
-        if waited:
+        if turn.waited:
             claimed = (row.size, row.checksum)
             if not ledger.refresh(row):
                 raise FileDeleted(
@@ -349,7 +349,9 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
             remote.delete(name)  # the unfinished copy of one of our earlier attempts
         ledger.mark_remote_write_started(row)
         sent = _Sent(source, name, parts)
-        saved, write = _write(storage, row, sent, exclusive=exclusive, parts=parts)
+        saved, write = _write(
+            storage, row, sent, exclusive=exclusive, parts=parts, parts_sent=turn.release
+        )
         sent_sha256 = sent.hexdigest()  # before the file closes
     if saved is None:
         return Copy("readback", "")  # an identical copy by another writer was adopted
@@ -394,25 +396,44 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+class _Turn:
+    """One upload's turn (:func:`_multipart_turn`): given back once, by
+    :meth:`release`, as soon as its last part has been sent (the server
+    then assembles the parts while the next upload starts), or at the end
+    of the block."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore | None, waited: bool) -> None:
+        self._semaphore, self.waited = semaphore, waited
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        # Called by the thread that completes the upload, or by the block.
+        with self._lock:
+            semaphore, self._semaphore = self._semaphore, None
+        if semaphore is not None:
+            semaphore.release()
+
+
 @contextmanager
-def _multipart_turn(multipart: bool) -> Iterator[bool]:
+def _multipart_turn(multipart: bool) -> Iterator[_Turn]:
     """Wait for a turn to send a multipart upload (``MULTIPART_UPLOADS`` at
-    once in this process); yields whether it waited for one. The threads of
-    a batch of big files would otherwise all upload at once, each with its
-    parts in memory, and slow one another down on a small machine."""
+    once in this process); the turn says whether it waited for one. The
+    threads of a batch of big files would otherwise all upload at once, each
+    with its parts in memory, and slow one another down on a small machine."""
     count = int(conf.MULTIPART_UPLOADS or 0)
     if not multipart or count <= 0:
-        yield False
+        yield _Turn(None, waited=False)
         return
     with _turns_lock:
         if not _turns or _turns[0][0] != count:
             _turns[:] = [(count, threading.BoundedSemaphore(count))]
-        turn = _turns[0][1]
-    waited = not turn.acquire(blocking=False)
+        semaphore = _turns[0][1]
+    waited = not semaphore.acquire(blocking=False)
     if waited:
-        turn.acquire()
+        semaphore.acquire()
+    turn = _Turn(semaphore, waited)
     try:
-        yield waited
+        yield turn
     finally:
         turn.release()
 
@@ -424,6 +445,7 @@ def _write(
     *,
     exclusive: bool,
     parts: s3.PartHasher | None,
+    parts_sent: Callable[[], None] | None = None,
 ) -> tuple[str | None, s3.Write | None]:
     """Write ``content`` to the remote under ``row.name``: on S3 refused by
     the remote if the name is taken meanwhile, and carrying the ledger's
@@ -439,7 +461,11 @@ def _write(
     single = parts is not None and not parts.multipart
     try:
         with s3.write(
-            remote_s3, name, exclusive=exclusive, sha256_hex=row.checksum if single else None
+            remote_s3,
+            name,
+            exclusive=exclusive,
+            sha256_hex=row.checksum if single else None,
+            parts_sent=parts_sent,
         ) as write:
             if single and s3.saves_as_s3storage(remote_s3):
                 saved: str = s3.put_small(remote_s3, name, content)

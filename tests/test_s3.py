@@ -315,23 +315,68 @@ def test_a_worker_sends_multipart_uploads_in_turns(
         if at_once != 1:
             overlapped.wait(10)  # where two may go at once, they do
 
-    def completed(**kwargs: Any) -> None:
+    def parts_sent(**kwargs: Any) -> None:
         with lock:
             open_uploads[0] -= 1
 
     events = remote.bucket.meta.client.meta.events
+    done_event = "before-parameter-build.s3.CompleteMultipartUpload"
     events.register("before-call.s3.CreateMultipartUpload", started, unique_id="t-start")
-    events.register("after-call.s3.CompleteMultipartUpload", completed, unique_id="t-done")
+    # First: before the library gives the turn back as the completion starts.
+    events.register_first(done_event, parts_sent, unique_id="t-done")
     try:
         result = batching.run_batch(storage.key, names, threads=4)
     finally:
         events.unregister("before-call.s3.CreateMultipartUpload", unique_id="t-start")
-        events.unregister("after-call.s3.CompleteMultipartUpload", unique_id="t-done")
+        events.unregister(done_event, unique_id="t-done")
     assert result.error is None
     assert [outcome.kind for _, outcome in result.outcomes] == ["done"] * 4
     assert open_uploads[1] <= most
     assert (open_uploads[1] > 1) is (at_once != 1)
     for i in range(3):
+        assert remote_bytes(s3_endpoint, s3_bucket, f"big{i}.bin") == bytes([i]) * (6 * MIB)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "ops_pg"])
+def test_the_next_big_file_starts_while_the_server_assembles_the_last(
+    local_dir: Path, s3_endpoint: str, s3_bucket: str, immediate: Setter, ops_pg: str
+) -> None:
+    """MULTIPART_UPLOADS bounds the parts in memory: once an upload's last
+    part is sent, its turn goes to the next big file, which starts while
+    the server completes the first (a completion can take as long as a
+    part)."""
+    from storage_hooks import batching
+
+    immediate(MULTIPART_UPLOADS=1, DATABASE="ops_pg")
+    files = {f"big{i}.bin": bytes([i]) * (6 * MIB) for i in range(2)}
+    remote, storage, names = queued_on_5mib_parts(local_dir, s3_endpoint, s3_bucket, files)
+    s3.probe(remote)
+    creates: list[bool] = []
+    second_created = threading.Event()
+    seen_during_completion: list[bool] = []
+
+    def created(**kwargs: Any) -> None:
+        creates.append(True)
+        if len(creates) == 2:
+            second_created.set()
+
+    def completing(**kwargs: Any) -> None:
+        if not seen_during_completion:  # the first completion waits for the second upload
+            seen_during_completion.append(second_created.wait(10))
+
+    events = remote.bucket.meta.client.meta.events
+    events.register("before-call.s3.CreateMultipartUpload", created, unique_id="t-create")
+    events.register("before-call.s3.CompleteMultipartUpload", completing, unique_id="t-done")
+    try:
+        result = batching.run_batch(storage.key, names, threads=2)
+    finally:
+        events.unregister("before-call.s3.CreateMultipartUpload", unique_id="t-create")
+        events.unregister("before-call.s3.CompleteMultipartUpload", unique_id="t-done")
+    assert seen_during_completion == [True]
+    assert result.error is None
+    assert [outcome.kind for _, outcome in result.outcomes] == ["done"] * 2
+    for i in range(2):
+        assert storage.status(f"big{i}.bin") == Status.REMOTE
         assert remote_bytes(s3_endpoint, s3_bucket, f"big{i}.bin") == bytes([i]) * (6 * MIB)
 
 
@@ -341,13 +386,13 @@ def test_a_free_turn_is_not_a_wait(immediate: Setter) -> None:
     from storage_hooks import transfer
 
     immediate(MULTIPART_UPLOADS=1)
-    with transfer._multipart_turn(True) as waited:
-        assert waited is False
+    with transfer._multipart_turn(True) as turn:
+        assert turn.waited is False
         seen: list[bool] = []
 
         def second() -> None:
-            with transfer._multipart_turn(True) as waited_too:
-                seen.append(waited_too)
+            with transfer._multipart_turn(True) as second_turn:
+                seen.append(second_turn.waited)
 
         thread = threading.Thread(target=second)
         thread.start()
@@ -355,8 +400,14 @@ def test_a_free_turn_is_not_a_wait(immediate: Setter) -> None:
         assert thread.is_alive()  # it waits while the turn is taken
     thread.join(10)
     assert seen == [True]
-    with transfer._multipart_turn(False) as waited:
-        assert waited is False  # a single upload takes no turn
+    with transfer._multipart_turn(True) as turn:
+        turn.release()  # as the upload completes: the next one may go
+        with transfer._multipart_turn(True) as next_turn:
+            assert next_turn.waited is False
+        turn.release()  # given back once only (a retried completion)
+    assert transfer._turns[0][1]._value == 1  # type: ignore[attr-defined]
+    with transfer._multipart_turn(False) as turn:
+        assert turn.waited is False  # a single upload takes no turn
 
 
 def test_a_big_file_whose_row_moved_on_while_it_waited_sends_nothing(
