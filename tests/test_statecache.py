@@ -321,6 +321,37 @@ def test_a_new_rows_stale_entry_is_deleted_by_the_publisher_thread(
     assert [names for _, _, names, _ in background.calls] == [["first.txt"], [name]]
 
 
+@pytest.mark.parametrize("recorded_by", ["a savepoint", "another local storage"])
+def test_a_new_rows_stale_entry_waits_for_the_thread_whichever_way_the_row_was_made(
+    fs_storage: QueuedStorage, background: HeldSink, monkeypatch: Any, recorded_by: str
+) -> None:
+    """The two other ways a save records its row hand the stale entry to the
+    publisher thread too: a database without ``INSERT ... ON CONFLICT`` (a
+    savepoint around the insert), and a local storage that is not a file
+    system (its own ``save``, then the row)."""
+    from django.core.files.storage import InMemoryStorage
+
+    storage = fs_storage
+    if recorded_by == "a savepoint":
+        # The ledger's database as one without ON CONFLICT DO NOTHING.
+        monkeypatch.setattr(transaction.get_connection(ledger.db_alias()), "vendor", "other")
+    else:
+        storage = QueuedStorage(local=InMemoryStorage(), remote=fs_storage.remote, key=storage.key)
+    statecache.fill(storage.key, {"new.txt": statecache.UNKNOWN})  # asked before the save
+    busy(background)
+    with transaction.atomic():
+        name = storage.save("new.txt", ContentFile(b"x"))
+    assert name == "new.txt"
+    assert cached(storage, name) == statecache.UNKNOWN  # not replaced at commit
+    assert statecache.holds(storage.key, name)
+    background.release()
+    assert held_publisher.drain(10)
+    assert cached(storage, name) is None
+    assert not statecache.holds(storage.key, name)
+    monkeypatch.undo()
+    assert storage.status(name) == Status.QUEUED
+
+
 def test_a_change_made_while_the_entry_waits_is_not_undone(
     fs_storage: QueuedStorage, background: HeldSink
 ) -> None:
