@@ -203,12 +203,26 @@ class Write:
     etag: str = ""
     conditioned: bool = False
     #: Called as a multipart upload is about to be completed: every part
-    #: has been sent, none is held in memory any more.
+    #: has been sent and the transfer manager holds none of them any more.
     parts_sent: Callable[[], None] | None = None
 
 
 _writes: dict[tuple[str, str], Write] = {}
 _lock = threading.Lock()
+
+
+class _Key:
+    """The writes of one object in this process, one at a time: the
+    handlers find a write by its bucket and key, so two at once (a file
+    claimed again while its first attempt still runs, or two storages on
+    one location) would take each other's condition, ETag or turn."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+
+
+_keys: dict[tuple[str, str], _Key] = {}
 
 
 def _before(params: dict[str, Any], model: Any, context: dict[str, Any], **kwargs: Any) -> None:
@@ -266,7 +280,9 @@ def write(
     """Within the block, the object ``storage`` creates for ``name`` is
     created only if its key is free (``exclusive``) and, in one request,
     carries the SHA-256 (``sha256_hex``) for the server to check.
-    ``parts_sent`` is called when a multipart upload of it is completed."""
+    ``parts_sent`` is called when a multipart upload of it is completed.
+    Another write of the same object in this process waits for the block
+    to end."""
     s3_client = client(storage)
     _install(s3_client)
     checksum = None
@@ -279,13 +295,22 @@ def write(
         parts_sent=parts_sent,
     )
     with _lock:
-        _writes[token.target] = token
+        key = _keys.setdefault(token.target, _Key())
+        key.users += 1
     try:
-        yield token
+        with key.lock:
+            with _lock:
+                _writes[token.target] = token
+            try:
+                yield token
+            finally:
+                with _lock:
+                    del _writes[token.target]
     finally:
         with _lock:
-            if _writes.get(token.target) is token:
-                del _writes[token.target]
+            key.users -= 1
+            if not key.users:
+                del _keys[token.target]
 
 
 # -- proof by the ETag --------------------------------------------------------
@@ -429,9 +454,6 @@ class Capabilities:
     validates_checksums: bool
     #: A ``PutObject`` with ``If-None-Match: *`` on an existing key is refused.
     honours_if_none_match: bool
-    #: So is a ``CompleteMultipartUpload`` with it (not by Ceph's radosgw 16,
-    #: which honours it on ``PutObject`` only).
-    honours_if_none_match_multipart: bool = False
 
 
 _capabilities: dict[tuple[str, str], Capabilities] = {}
@@ -468,48 +490,10 @@ def probe(storage: Any) -> Capabilities:
                 raise
         else:
             honours = False
-        multipart = honours and _refuses_multipart_over(s3_client, bucket, key)
     finally:
         s3_client.delete_object(Bucket=bucket, Key=key)
-    found = _capabilities[cache_key] = Capabilities(validates, honours, multipart)
+    found = _capabilities[cache_key] = Capabilities(validates, honours)
     return found
-
-
-def _refuses_multipart_over(s3_client: Any, bucket: str, key: str) -> bool:
-    """Whether the server refuses to complete a multipart upload (of one
-    small part) over the existing ``key`` when told ``If-None-Match: *``.
-    Any other answer than that refusal counts as not honoured: a big file
-    then keeps its existence check."""
-    upload_id = s3_client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    try:
-        part = s3_client.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"probe"
-        )
-        s3_client.complete_multipart_upload(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
-            IfNoneMatch="*",
-        )
-    except Exception as exc:
-        if name_taken(exc):
-            _abort_quietly(s3_client, bucket, key, upload_id)
-            return True
-        _abort_quietly(s3_client, bucket, key, upload_id)
-        if not_supported(exc) or http_status(exc) == 400:
-            return False
-        raise
-    return False  # completed over the object: the condition was ignored
-
-
-def _abort_quietly(s3_client: Any, bucket: str, key: str, upload_id: str) -> None:
-    """Abort an upload that may be finished or gone already."""
-    try:
-        s3_client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-    except Exception as exc:
-        if not is_missing(exc) and error_code(exc) != "NoSuchUpload":
-            raise
 
 
 def forget_capabilities() -> None:

@@ -299,13 +299,14 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
     validated = False
     if exclusive and conf.CONDITIONAL_WRITES is True:
         capabilities = s3.probe(remote_s3)
-        # A server may honour the condition on PutObject but not on
-        # CompleteMultipartUpload (Ceph's radosgw 16): there an upload that
-        # may go multipart keeps the existence check.
+        # An upload that may go multipart keeps the existence check: a server
+        # may ignore the condition on CompleteMultipartUpload (Ceph's radosgw
+        # 16 does), and where it does not, a name another writer holds would
+        # be found only after the whole upload; an attempt interrupted
+        # meanwhile leaves its write flagged, and its retry would take the
+        # other writer's object for its own unfinished copy.
         single = parts is not None and not parts.multipart
-        skip_check = capabilities.honours_if_none_match and (
-            single or capabilities.honours_if_none_match_multipart
-        )
+        skip_check = capabilities.honours_if_none_match and single
         validated = capabilities.validates_checksums
     else:
         skip_check = exclusive and conf.CONDITIONAL_WRITES == "only"
