@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import mimetypes
+import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -212,17 +213,55 @@ _lock = threading.Lock()
 
 
 class _Key:
-    """The writes of one object in this process, one at a time: the
-    handlers find a write by its bucket and key, so two at once (a file
-    claimed again while its first attempt still runs, or two storages on
-    one location) would take each other's condition, ETag or turn."""
+    """The writes of one object in this process, one at a time (see
+    :func:`hold`)."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # write() within hold(), in one thread
         self.users = 0
 
 
 _keys: dict[tuple[str, str], _Key] = {}
+
+
+def _after_fork() -> None:
+    """A forked child writes nothing of its parent's (and its locks are free)."""
+    global _lock
+    _lock = threading.Lock()
+    _writes.clear()
+    _keys.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+@contextmanager
+def hold(storage: Any, name: str) -> Iterator[bool]:
+    """Within the block, no other thread of this process writes the object
+    of ``name`` (through :func:`write`, or another ``hold``); yields whether
+    it had to wait for one. The write handlers find a write by its bucket
+    and key, so two at once (a file claimed again while its first attempt
+    still runs, two storages on one location) would take each other's
+    condition, ETag or turn, and the existence check before a write must
+    not be overtaken by another write of the name."""
+    target = (storage.bucket_name, object_key(storage, name))
+    with _lock:
+        key = _keys.setdefault(target, _Key())
+        key.users += 1
+    try:
+        waited = not key.lock.acquire(blocking=False)
+        if waited:
+            key.lock.acquire()
+        try:
+            yield waited
+        finally:
+            key.lock.release()
+    finally:
+        with _lock:
+            key.users -= 1
+            if not key.users and _keys.get(target) is key:
+                del _keys[target]
 
 
 def _before(params: dict[str, Any], model: Any, context: dict[str, Any], **kwargs: Any) -> None:
@@ -282,7 +321,7 @@ def write(
     carries the SHA-256 (``sha256_hex``) for the server to check.
     ``parts_sent`` is called when a multipart upload of it is completed.
     Another write of the same object in this process waits for the block
-    to end."""
+    to end (:func:`hold`)."""
     s3_client = client(storage)
     _install(s3_client)
     checksum = None
@@ -294,23 +333,15 @@ def write(
         checksum_sha256=checksum,
         parts_sent=parts_sent,
     )
-    with _lock:
-        key = _keys.setdefault(token.target, _Key())
-        key.users += 1
-    try:
-        with key.lock:
-            with _lock:
-                _writes[token.target] = token
-            try:
-                yield token
-            finally:
-                with _lock:
-                    del _writes[token.target]
-    finally:
+    with hold(storage, name):
         with _lock:
-            key.users -= 1
-            if not key.users:
-                del _keys[token.target]
+            _writes[token.target] = token
+        try:
+            yield token
+        finally:
+            with _lock:
+                if _writes.get(token.target) is token:
+                    del _writes[token.target]
 
 
 # -- proof by the ETag --------------------------------------------------------

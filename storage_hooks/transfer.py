@@ -320,16 +320,17 @@ def copy_to_remote(storage: QueuedStorage, row: StoredFile) -> Copy:
     except SuspiciousFileOperation as exc:
         raise FinalTransferError(str(exc)) from None
     multipart = parts is not None and parts.multipart
-    with source, _multipart_turn(multipart) as turn:
-        # A big file waits for its turn before anything is checked or
+    with source, _multipart_turn(multipart) as turn, _held(remote_s3, name) as waited:
+        # A big file waits for its turn, and any file for another write of
+        # its name in this process to end, before anything is checked or
         # flagged; meanwhile its row may have gone to another attempt
         # (re-queued after STUCK_AFTER) or its local copy been replaced.
-        if turn.waited:
+        if turn.waited or waited:
             claimed = (row.size, row.checksum)
             if not ledger.refresh(row):
                 raise FileDeleted(
                     f"{name!r} was deleted or taken by another attempt while it waited for "
-                    "its turn (MULTIPART_UPLOADS)."
+                    "its turn (MULTIPART_UPLOADS) or for another write of its name."
                 )
             if (row.size, row.checksum) != claimed:
                 raise TransferError(
@@ -395,6 +396,17 @@ def _after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
+
+
+@contextmanager
+def _held(remote_s3: Any | None, name: str) -> Iterator[bool]:
+    """:func:`s3.hold` on an S3 remote (yields whether it waited); nothing
+    elsewhere."""
+    if remote_s3 is None:
+        yield False
+        return
+    with s3.hold(remote_s3, name) as waited:
+        yield waited
 
 
 class _Turn:

@@ -13,6 +13,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from storage_hooks.models import StoredFile
 from storage_hooks.storage import QueuedStorage
 
 from . import services
-from .conftest import make_s3, unique_key
+from .conftest import forked_child_sends, make_s3, unique_key
 from .testapp.storages import recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -296,6 +297,60 @@ def test_writes_of_one_object_in_one_process_take_turns(remote: Any) -> None:
     assert entered == ["first", "other", "second"]
     assert not s3._writes  # nothing left behind
     assert not s3._keys
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_waits_for_another_write_of_its_name_before_its_check(
+    local_dir: Path, remote: Any, immediate: Setter
+) -> None:
+    """An attempt checks and flags a name only once no other thread of the
+    process writes it (an earlier attempt still running): its check cannot
+    be overtaken by that write. If its row moved on meanwhile, it stops."""
+    from storage_hooks import transfer
+
+    storage = QueuedStorage(  # delayed: saved, not transferred
+        local=FileSystemStorage(location=local_dir),
+        remote=remote,
+        key=unique_key("hold"),
+        delayed=True,
+    )
+    name = storage.save("a.txt", ContentFile(b"a"))
+    assert ledger.requeue(storage.key, name, reset_attempts=False)
+    first = ledger.claim(storage.key, name)
+    assert first is not None
+    s3.probe(remote)
+    outcome: list[Any] = []
+    with requests_of(remote) as sent:
+        with s3.hold(remote, name) as waited:  # another write of the name
+            assert waited is False
+            attempt = threading.Thread(
+                target=lambda: outcome.append(transfer.attempt(storage, first))
+            )
+            attempt.start()
+            attempt.join(0.3)
+            assert attempt.is_alive()  # it waits
+            assert sent == []
+            assert ledger.mark_failed(first, "stuck", final=False)  # re-queued meanwhile
+            assert ledger.claim(storage.key, name) is not None  # another attempt has it
+        attempt.join(10)
+    (result,) = outcome
+    assert result.kind == "skipped"
+    assert sent == []
+    assert not remote.exists(name)
+
+
+def _write_in_child(remote: Any, pipe: Any) -> None:
+    with s3.hold(remote, "held.txt") as waited:
+        pipe.send((waited, dict(s3._writes), set(s3._keys)))
+
+
+def test_a_forked_child_writes_none_of_its_parents_objects(remote: Any) -> None:
+    """A child forked while a thread of the parent writes an object (its
+    lock held) neither blocks on that lock nor sees the parent's write."""
+    with s3.write(remote, "held.txt", exclusive=True, sha256_hex=None):
+        assert s3._writes
+        child_saw = forked_child_sends(partial(_write_in_child, remote), s3._lock)
+    assert child_saw == (False, {}, {(remote.bucket_name, s3.object_key(remote, "held.txt"))})
 
 
 def test_a_storage_with_an_exists_of_its_own_is_asked_through_it(remote: Any) -> None:
